@@ -1,0 +1,113 @@
+"""The device daemon's declared config schema (docs/config.md is generated from it)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from entrada.config import Section, option, section
+from entrada.protocol import ID_PATTERN
+from entrada.settings_common import SITE_ID, LogSection, MqttSection
+
+
+class DeviceSection(Section):
+    """Who this device is."""
+
+    id: str = option(..., "Device id; also its MQTT client id and username.", pattern=ID_PATTERN)
+    site: str = SITE_ID
+    role: Literal["gate"] = option(..., "What the device does.")
+    data_dir: Path = option(
+        Path("/var/lib/entrada"), "Folder for the device database (catalog, outbox, state)."
+    )
+    run_dir: Path = option(
+        Path("/run/entrada"), "Folder for runtime sockets (the simulator channel)."
+    )
+
+
+class OutboxSection(Section):
+    """How events travel to central: batched, bounded in flight, re-sent until acknowledged."""
+
+    batch_size: int = option(200, "Most events in one published batch.", ge=1, le=1000)
+    max_inflight: int = option(
+        2000, "Most events published and not yet acknowledged.", ge=1, le=100000
+    )
+    ack_timeout: float = option(
+        3.0, "Re-send events not acknowledged within this time.", unit="s", ge=0.2, le=600
+    )
+    backoff_max: float = option(
+        30.0, "Longest wait between re-sends of the same events.", unit="s", ge=1, le=3600
+    )
+
+
+class GateSection(Section):
+    """Turnstile behaviour."""
+
+    direction: Literal["in", "out"] = option("in", "Entry or exit gate.")
+    relay_pulse: float = option(1.0, "How long the relay is energised on a grant.", unit="s",
+                                ge=0.05, le=30)
+    debounce: float = option(
+        2.0, "A UID read again within this time is the same tap.", unit="s", ge=0, le=60
+    )
+
+
+class Mfrc522Section(Section):
+    """MFRC522 reader on SPI (Raspberry Pi)."""
+
+    bus: int = option(0, "SPI bus.", ge=0, le=6)
+    device: int = option(0, "SPI chip select.", ge=0, le=2)
+    reset_pin: int = option(25, "Reset pin, BCM numbering (never BCM 15: UART RX).", ge=0, le=27)
+    spi_speed_hz: int = option(1_000_000, "SPI clock.", unit="Hz", ge=10_000, le=10_000_000)
+    poll_interval: float = option(0.1, "Pause between card polls.", unit="s", ge=0.01, le=2)
+
+
+class SerialReaderSection(Section):
+    """125 kHz reader sending STX, 10 hex digits, 2 hex checksum, ETX."""
+
+    port: str = option("/dev/ttyS0", "Serial device or pyserial URL.")
+    baudrate: int = option(9600, "Baud rate.", unit="baud", ge=1200, le=921600)
+
+
+class GpioSection(Section):
+    """Pins (BCM numbering) for the relay, indicator and buttons."""
+
+    pin_factory: Literal["default", "lgpio", "rpigpio", "native", "mock"] = option(
+        "default", "gpiozero pin factory; `mock` only for bench tests off a Pi."
+    )
+    relay_pin: int = option(17, "Turnstile relay.", ge=0, le=27)
+    relay_active_high: bool = option(True, "Relay energised by a high level.")
+    green_pin: int | None = option(27, "Green LED (unset: none).", ge=0, le=27)
+    red_pin: int | None = option(22, "Red LED (unset: none).", ge=0, le=27)
+    buzzer_pin: int | None = option(23, "Buzzer (unset: none).", ge=0, le=27)
+    buttons: dict[str, int] = option({}, "Button name to pin, e.g. {open = 5}.")
+    button_bounce: float = option(0.05, "Button debounce.", unit="s", ge=0, le=1)
+
+
+class SimSection(Section):
+    """Simulated drivers, driven with `entrada sim ...`."""
+
+    buttons: list[str] = option(["open"], "Names of simulated buttons.")
+
+
+class DriversSection(Section):
+    """Which implementation drives each part. `sim` must be chosen here: it is never a
+    fallback for missing hardware."""
+
+    rfid: Literal["sim", "mfrc522", "serial"] = option(..., "Credential reader.")
+    relay: Literal["sim", "gpio"] = option(..., "Turnstile relay.")
+    indicator: Literal["sim", "gpio", "none"] = option(..., "LEDs and buzzer.")
+    buttons: Literal["sim", "gpio", "none"] = option("none", "Push buttons.")
+    mfrc522: Mfrc522Section = section(Mfrc522Section)
+    serial: SerialReaderSection = section(SerialReaderSection)
+    gpio: GpioSection = section(GpioSection)
+    sim: SimSection = section(SimSection)
+
+
+class DeviceConfig(Section):
+    """The whole device config file."""
+
+    device: DeviceSection
+    mqtt: MqttSection = section(MqttSection)
+    outbox: OutboxSection = section(OutboxSection)
+    gate: GateSection = section(GateSection)
+    drivers: DriversSection
+    log: LogSection = section(LogSection)
