@@ -17,6 +17,7 @@ class Outcome(StrEnum):
     DENIED_EXPIRED = "denied.expired"
     IGNORED_DEBOUNCE = "ignored.debounce"
     MANUAL_OPEN = "manual.open"
+    IGNORED_BUTTON = "ignored.button"
 
 
 class Fault(StrEnum):

@@ -1,0 +1,90 @@
+"""``entrada device --config FILE``: load the config, build drivers, run the runtime.
+
+Lifecycle: config validated -> relay de-energised -> drivers ready -> store open ->
+READY to systemd -> online when the broker answers (the gate admits visitors before
+that, from its local catalog) -> on SIGTERM/SIGINT a clean shutdown, relay released.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+
+from controller.runtime import DeviceRuntime
+from controller.settings import DeviceConfig
+from controller.simchannel import SimChannel
+from controller.store import DeviceStore
+from entrada import config as configlib
+from entrada.errors import ConfigError, DriverError
+from entrada.logutil import configure
+
+logger = logging.getLogger(__name__)
+
+EXIT_CONFIG = 2
+EXIT_DRIVERS = 3
+
+
+def _notifier() -> object:
+    """systemd's notify socket, or a no-op off systemd."""
+    if not os.environ.get("NOTIFY_SOCKET"):
+        return lambda _msg: None
+    import sdnotify
+
+    n = sdnotify.SystemdNotifier()
+    watchdog = bool(os.environ.get("WATCHDOG_USEC"))
+
+    def notify(msg: str) -> None:
+        if msg.startswith("WATCHDOG") and not watchdog:
+            return
+        n.notify(msg)
+
+    return notify
+
+
+def load_device_config(path: str | Path) -> DeviceConfig:
+    return configlib.load(path, DeviceConfig)
+
+
+def build_runtime(cfg: DeviceConfig) -> tuple[DeviceRuntime, SimChannel | None]:
+    """Drivers, store, runtime and (with simulated drivers only) the simulator channel."""
+    from drivers.registry import build_drivers
+
+    drivers = build_drivers(cfg.drivers)
+    drivers.relay.release()
+    store = DeviceStore(cfg.device.data_dir / "device.db")
+    runtime = DeviceRuntime(cfg, drivers, store, notify=_notifier())  # type: ignore[arg-type]
+    sims = drivers.simulators()
+    channel = SimChannel(cfg.device.run_dir, cfg.device.id, sims) if sims else None
+    return runtime, channel
+
+
+def run_device(config_path: str) -> int:
+    try:
+        cfg = load_device_config(config_path)
+    except ConfigError as err:
+        print(err, file=sys.stderr)  # noqa: T201 - config errors go to the operator
+        return EXIT_CONFIG
+    configure(cfg.log.level)
+    try:
+        runtime, channel = build_runtime(cfg)
+    except DriverError as err:
+        logger.error("drivers could not be set up: %s", err)
+        return EXIT_DRIVERS
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        runtime.request_stop(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    if channel is not None:
+        channel.start()
+    try:
+        runtime.run()
+    finally:
+        if channel is not None:
+            channel.stop()
+    return 0

@@ -1,0 +1,417 @@
+"""The device daemon's runtime: one owner thread, an inbox, and the parts it drives.
+
+Drivers (reader threads, gpiozero callbacks), the MQTT link's network thread and the
+simulator channel only put events on the inbox. The owner thread takes them one by one,
+asks the role what to do, and carries that out: relay and indicator first (a visitor is
+never kept waiting on a disk write), then the event and the state it records in one
+SQLite transaction. It also pumps the outbox, applies catalog pages and keeps the
+retained status current. Nothing here sleeps except on the inbox.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from controller.clock import Clock, SystemClock
+from controller.inputs import Press, ReaderHealth, Stop, Tap
+from controller.outbox import OutboxSender
+from controller.roles.actions import Emit, Pulse, Reaction, Signal
+from controller.roles.gate import GateRole
+from controller.rules.admission import Media
+from controller.settings import DeviceConfig
+from controller.store import DeviceStore, next_epoch
+from drivers.registry import DriverSet
+from entrada import __version__, protocol
+from entrada.codes import Fault, Outcome
+from entrada.errors import DriverError, ProtocolError
+from entrada.logutil import RateLimited
+from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
+
+logger = logging.getLogger(__name__)
+
+INBOX_MAX = 10_000
+TICK = 0.05  # owner loop wake-up when idle, s
+STATUS_EVERY = 30.0  # retained status refresh, s
+CATALOG_RETRY = 5.0  # re-ask for a catalog page not answered, s
+READER_RETRY = 10.0  # retry starting a reader that failed, s
+
+
+@dataclass
+class Counters:
+    taps: int = 0
+    granted: int = 0
+    denied: int = 0
+    debounced: int = 0
+    rejected_messages: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+
+
+class DeviceRuntime:
+    """Everything a device does, driven from one thread by :meth:`run`."""
+
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        drivers: DriverSet,
+        store: DeviceStore,
+        clock: Clock | None = None,
+        notify: Callable[[str], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.device_id = cfg.device.id
+        self.drivers = drivers
+        self.store = store
+        self.clock = clock or SystemClock()
+        self._notify = notify or (lambda _msg: None)
+        self.inbox: queue.Queue[object] = queue.Queue(maxsize=INBOX_MAX)
+        self.topics = protocol.Topics(cfg.device.site)
+        self.role = GateRole(cfg.gate, self.device_id)
+        self.counters = Counters()
+        self.faults: set[str] = set()
+        self._rate = RateLimited(logger)
+        self._stopping = False
+        self._online = False
+        self._epoch = 0
+        self._reader_started = False
+        self._next_reader_try = 0.0
+        self._catalog_head = 0
+        self._catalog_asked_at: float | None = None
+        self._next_status = 0.0
+        self._next_housekeeping = 0.0
+        t = self.topics
+        self.link = MqttLink(
+            self.device_id,
+            cfg.mqtt,
+            self._enqueue,
+            subscriptions=[
+                (t.ack(self.device_id), 1),
+                (t.catalog_page(self.device_id), 1),
+                (t.catalog_head, 1),
+                (t.status(self.device_id), 1),
+            ],
+            will=self._will,
+            epoch_source=lambda: next_epoch(store.path, self.clock.time()),
+        )
+        self.outbox = OutboxSender(store, cfg.outbox, self.device_id, t.events(self.device_id),
+                                   self._publish_event_batch)
+        if store.rebuilt_reason is not None:
+            self.faults.add(Fault.STORE_REBUILT)
+
+    # ------------------------------------------------------------ other threads
+
+    def _enqueue(self, item: object) -> None:
+        """The only entry point for other threads."""
+        self.inbox.put(item)
+
+    def on_uid(self, uid: str) -> None:
+        self._enqueue(Tap(uid, self.clock.monotonic()))
+
+    def on_reader_health(self, ok: bool, reason: str) -> None:
+        self._enqueue(ReaderHealth(ok, reason))
+
+    def on_press(self, button: str) -> None:
+        self._enqueue(Press(button, self.clock.monotonic()))
+
+    def request_stop(self, reason: str = "stop requested") -> None:
+        self._enqueue(Stop(reason))
+
+    # --------------------------------------------------------------- lifecycle
+
+    def run(self) -> None:
+        """Start, serve until a Stop arrives, shut down. Call on the owner thread."""
+        self.drivers.relay.release()
+        self._start_reader()
+        if self.drivers.buttons is not None:
+            self.drivers.buttons.start(self.on_press)
+        self.link.start()
+        self._notify("READY=1")
+        logger.info("device %s ready (role %s, catalog v%d, outbox %d)", self.device_id,
+                    self.role.name, self.store.catalog_version, self.store.outbox_depth())
+        try:
+            while not self._stopping:
+                self._serve_once()
+        finally:
+            self._shutdown()
+
+    def _serve_once(self) -> None:
+        try:
+            item = self.inbox.get(timeout=TICK)
+        except queue.Empty:
+            item = None
+        handled = 0
+        while item is not None:
+            self._handle_safely(item)
+            handled += 1
+            if handled >= 200 or self._stopping:
+                break
+            try:
+                item = self.inbox.get_nowait()
+            except queue.Empty:
+                item = None
+        now = self.clock.monotonic()
+        if self._online:
+            self._pump_outbox()
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
+
+    def _handle_safely(self, item: object) -> None:
+        try:
+            self._handle(item)
+        except sqlite3.DatabaseError as err:
+            logger.error("device store failed while handling %s: %s", type(item).__name__, err)
+            self._recover_store(str(err))
+        except DriverError as err:
+            logger.error("driver failed while handling %s: %s", type(item).__name__, err)
+
+    def _shutdown(self) -> None:
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("release relay", self.drivers.relay.release),
+            ("stop reader", self.drivers.rfid.stop),
+            ("publish offline status", self._publish_offline),
+            ("stop mqtt", self.link.stop),
+            ("close drivers", self.drivers.close),
+            ("close store", self.store.close),
+        ]
+        for name, step in steps:
+            try:
+                step()
+            except Exception as err:  # noqa: BLE001 - each shutdown step runs regardless
+                logger.error("shutdown step %r failed: %s", name, err)
+        logger.info("device %s stopped", self.device_id)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _handle(self, item: object) -> None:
+        if isinstance(item, Tap):
+            self._on_tap(item)
+        elif isinstance(item, Incoming):
+            self._on_message(item)
+        elif isinstance(item, Press):
+            self._carry_out(self.role.on_press(item.button, self.clock.time()))
+        elif isinstance(item, LinkUp):
+            self._on_link_up(item)
+        elif isinstance(item, LinkDown):
+            self._online = False
+        elif isinstance(item, ReaderHealth):
+            self._on_reader_health(item)
+        elif isinstance(item, Stop):
+            logger.info("stopping: %s", item.reason)
+            self._stopping = True
+        else:
+            logger.error("unexpected inbox item %r", item)
+
+    def _on_tap(self, tap: Tap) -> None:
+        self.counters.taps += 1
+        row = self.store.wristband(tap.uid)
+        media = None if row is None else Media(row.uid, row.status, row.valid_until)
+        reaction = self.role.on_tap(tap.uid, media, self.clock.time(), self.store.catalog_version)
+        self._carry_out(reaction)
+        if reaction.outcome == Outcome.IGNORED_DEBOUNCE:
+            self.counters.debounced += 1
+        elif reaction.outcome == Outcome.GRANTED:
+            self.counters.granted += 1
+        else:
+            self.counters.denied += 1
+        key = str(reaction.outcome)
+        self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
+
+    def _carry_out(self, reaction: Reaction) -> None:
+        emits: list[Emit] = []
+        for action in reaction.actions:
+            if isinstance(action, Pulse):
+                self.drivers.relay.pulse(action.seconds)
+            elif isinstance(action, Signal):
+                if self.drivers.indicator is not None:
+                    self.drivers.indicator.signal(action.outcome)
+            else:
+                emits.append(action)
+        if emits:
+            now = self.clock.time()
+            stream = self.store.stream_name(self.role.name)
+            with self.store.transaction() as tx:
+                for e in emits:
+                    tx.emit(stream, e.kind, now, e.data)
+            if self._online:
+                self._pump_outbox()
+
+    # ------------------------------------------------------------------- MQTT
+
+    def _on_link_up(self, up: LinkUp) -> None:
+        self._online = True
+        self._epoch = up.epoch
+        self.outbox.reset()
+        self._publish_status()
+        self._catalog_asked_at = None
+        self._maybe_request_catalog(force=self.store.catalog_version == 0)
+
+    def _on_message(self, msg: Incoming) -> None:
+        t = self.topics
+        dev = self.device_id
+        try:
+            if msg.topic == t.ack(dev):
+                ack = protocol.decode(protocol.Ack, msg.payload)
+                self._check_device(ack.device)
+                self.outbox.on_ack(dict(ack.streams))
+            elif msg.topic == t.catalog_head:
+                head = protocol.decode(protocol.CatalogHead, msg.payload)
+                self._catalog_head = head.version
+                self._maybe_request_catalog()
+            elif msg.topic == t.catalog_page(dev):
+                self._on_catalog_page(protocol.decode(protocol.CatalogPage, msg.payload))
+            elif msg.topic == t.status(dev):
+                self._on_own_status(protocol.decode(protocol.Status, msg.payload))
+            else:
+                self._rate.warning("topic", "ignoring message on unexpected topic %s", msg.topic)
+        except ProtocolError as err:
+            self.counters.rejected_messages += 1
+            self._rate.warning(protocol.rejection_code(err), "rejected message on %s: %s",
+                               msg.topic, err)
+
+    def _check_device(self, device: str) -> None:
+        if device != self.device_id:
+            raise ProtocolError(f"reject.wrong_device: addressed to {device!r}")
+
+    def _on_own_status(self, status: protocol.Status) -> None:
+        """Re-assert the birth if the retained status says otherwise (a will from an older
+        connection, or a broker that restored an old retained message)."""
+        if not self._online:
+            return
+        if status.state != "online" or status.epoch != self._epoch:
+            self._publish_status()
+
+    def _maybe_request_catalog(self, force: bool = False) -> None:
+        local = self.store.catalog_version
+        if not self._online or (not force and self._catalog_head <= local):
+            return
+        now = self.clock.monotonic()
+        if self._catalog_asked_at is not None and now - self._catalog_asked_at < CATALOG_RETRY:
+            return
+        req = protocol.CatalogRequest(since=local, limit=protocol.MAX_PAGE_CHANGES)
+        if self.link.publish(self.topics.catalog_request(self.device_id), protocol.encode(req)):
+            self._catalog_asked_at = now
+
+    def _on_catalog_page(self, page: protocol.CatalogPage) -> None:
+        self._catalog_asked_at = None
+        self._catalog_head = max(self._catalog_head, page.head)
+        local = self.store.catalog_version
+        if page.from_version != local:
+            logger.info("catalog page from v%d does not follow local v%d; asking again",
+                        page.from_version, local)
+        elif page.to_version > local:
+            self.store.apply_catalog(page.changes, page.to_version)
+            logger.info("catalog v%d -> v%d (%d changes)", local, page.to_version,
+                        len(page.changes))
+            if self.store.catalog_version >= self._catalog_head:
+                self._set_fault(Fault.STORE_REBUILT, False)
+        self._maybe_request_catalog()
+
+    def _publish_event_batch(self, topic: str, payload: bytes) -> bool:
+        return self.link.publish(topic, payload, qos=1)
+
+    def _pump_outbox(self) -> None:
+        self.outbox.pump(self.clock.monotonic())
+
+    def _status(self, state: str, epoch: int) -> protocol.Status:
+        return protocol.Status(
+            device=self.device_id,
+            role=self.role.name,
+            state=state,  # type: ignore[arg-type]
+            epoch=max(epoch, 1),
+            ts=self.clock.time(),
+            versions=protocol.Versions(software=__version__,
+                                       catalog=self.store.catalog_version),
+            outbox_depth=self.store.outbox_depth(),
+            faults=sorted(self.faults),
+        )
+
+    def _will(self, epoch: int) -> Will:
+        payload = protocol.Status(device=self.device_id, role=self.role.name, state="offline",
+                                  epoch=epoch, ts=self.clock.time())
+        return Will(self.topics.status(self.device_id), protocol.encode(payload))
+
+    def _publish_status(self) -> None:
+        if self._online:
+            status = self._status("online", self._epoch)
+            self.link.publish(self.topics.status(self.device_id), protocol.encode(status),
+                              retain=True)
+        self._next_status = self.clock.monotonic() + STATUS_EVERY
+
+    def _publish_offline(self) -> None:
+        if self._online and self.link.connected:
+            status = self._status("offline", self._epoch)
+            self.link.publish(self.topics.status(self.device_id), protocol.encode(status),
+                              retain=True)
+
+    # ------------------------------------------------------------ housekeeping
+
+    def _housekeeping(self, now: float) -> None:
+        self._next_housekeeping = now + 1.0
+        self._notify("WATCHDOG=1")
+        self.role.prune(self.clock.time())
+        if not self._reader_started and now >= self._next_reader_try:
+            self._start_reader()
+        self._set_fault(Fault.CATALOG_EMPTY, self.store.catalog_version == 0)
+        self._maybe_request_catalog()
+        if now >= self._next_status:
+            self._publish_status()
+
+    def _start_reader(self) -> None:
+        try:
+            self.drivers.rfid.start(self.on_uid, self.on_reader_health)
+        except DriverError as err:
+            if Fault.READER_DOWN not in self.faults:
+                logger.error("reader did not start: %s (retrying every %.0f s)", err,
+                             READER_RETRY)
+            self._set_fault(Fault.READER_DOWN, True)
+            self._next_reader_try = self.clock.monotonic() + READER_RETRY
+            return
+        self._reader_started = True
+        self._set_fault(Fault.READER_DOWN, False)
+
+    def _on_reader_health(self, health: ReaderHealth) -> None:
+        self._set_fault(Fault.READER_DOWN, not health.ok)
+
+    def _set_fault(self, fault: str, present: bool) -> None:
+        changed = (fault in self.faults) != present
+        if not changed:
+            return
+        if present:
+            self.faults.add(fault)
+        else:
+            self.faults.discard(fault)
+        if self.drivers.indicator is not None and present:
+            self.drivers.indicator.signal(fault)
+        self._publish_status()
+
+    def _recover_store(self, reason: str) -> None:
+        """The store failed mid-run: reopen it, rebuilding from what can be salvaged."""
+        try:
+            self.store.close()
+        except sqlite3.Error as err:
+            logger.warning("closing the failed store: %s", err)
+        self.store = DeviceStore(self.store.path, self.store.synchronous, force_rebuild=reason)
+        self.outbox = OutboxSender(self.store, self.cfg.outbox, self.device_id,
+                                   self.topics.events(self.device_id), self._publish_event_batch)
+        self._set_fault(Fault.STORE_REBUILT, True)
+        self._maybe_request_catalog(force=True)
+
+    # ---------------------------------------------------------------- reports
+
+    def snapshot(self) -> dict[str, Any]:
+        """Counters for diagnostics and the demo (read on the owner thread)."""
+        return {
+            "device": self.device_id,
+            "taps": self.counters.taps,
+            "granted": self.counters.granted,
+            "denied": self.counters.denied,
+            "debounced": self.counters.debounced,
+            "emitted": sum(self.store.emitted().values()),
+            "outbox_depth": self.store.outbox_depth(),
+            "catalog_version": self.store.catalog_version,
+            "faults": sorted(self.faults),
+        }

@@ -1,0 +1,167 @@
+"""The local control channel for simulated drivers: ``entrada sim tap|press ...``.
+
+A Unix socket at ``<run_dir>/sim/<device>.sock`` takes one JSON object per line, e.g.
+``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}`` or ``{"verb": "press", "button": "open"}``,
+and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. It exists
+only when the device runs simulated drivers; real drivers are never reachable through it.
+The server thread only hands input to the simulators, which enqueue like real hardware.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import socketserver
+import threading
+from pathlib import Path
+from typing import Any
+
+from entrada.errors import DriverError, EntradaError
+
+logger = logging.getLogger(__name__)
+
+MAX_LINE = 4096
+
+
+def socket_path(run_dir: Path, device_id: str) -> Path:
+    return Path(run_dir) / "sim" / f"{device_id}.sock"
+
+
+class _Handler(socketserver.StreamRequestHandler):
+    server: _Server
+
+    def handle(self) -> None:
+        while True:
+            line = self.rfile.readline(MAX_LINE + 1)
+            if not line:
+                return
+            reply = self.server.channel.dispatch(line)
+            try:
+                self.wfile.write(json.dumps(reply).encode() + b"\n")
+            except OSError:
+                return
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    channel: SimChannel
+
+
+class SimChannel:
+    """Routes verbs to the simulated drivers of one device."""
+
+    def __init__(self, run_dir: Path, device_id: str, simulators: dict[str, Any]) -> None:
+        self.path = socket_path(run_dir, device_id)
+        self.simulators = simulators
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+        server = _Server(str(self.path), _Handler)
+        server.channel = self
+        os.chmod(self.path, 0o660)
+        self._server = server
+        self._thread = threading.Thread(target=server.serve_forever, name="sim-channel",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread.start()
+        logger.info("simulator channel at %s (%s)", self.path, ", ".join(sorted(self.simulators)))
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        with contextlib.suppress(FileNotFoundError):
+            self.path.unlink()
+
+    def dispatch(self, line: bytes) -> dict[str, Any]:
+        """Carry out one request line; bad input is answered, never raised."""
+        if len(line) > MAX_LINE:
+            return {"ok": False, "error": "request too long"}
+        try:
+            req = json.loads(line)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            return {"ok": False, "error": f"not JSON: {err}"}
+        if not isinstance(req, dict):
+            return {"ok": False, "error": "request must be a JSON object"}
+        verb = req.get("verb")
+        try:
+            if verb == "tap":
+                reader = self._sim("rfid")
+                reader.inject(str(req.get("uid", "")))
+            elif verb == "press":
+                self._sim("buttons").press(str(req.get("button", "")))
+            elif verb == "reader":
+                reader = self._sim("rfid")
+                reader.offline = not bool(req.get("online", True))
+            else:
+                return {"ok": False, "error": f"unknown verb {verb!r} (tap, press, reader)"}
+        except (ValueError, DriverError, EntradaError) as err:
+            return {"ok": False, "error": str(err)}
+        return {"ok": True}
+
+    def _sim(self, part: str) -> Any:
+        sim = self.simulators.get(part)
+        if sim is None:
+            raise EntradaError(f"this device has no simulated {part}")
+        return sim
+
+
+class SimClient:
+    """Talks to a device's simulator channel (CLI, demo, tests)."""
+
+    def __init__(self, run_dir: Path, device_id: str, timeout: float = 5.0) -> None:
+        self.path = socket_path(run_dir, device_id)
+        self.timeout = timeout
+        self._sock: socket.socket | None = None
+        self._file: Any = None
+
+    def _connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(str(self.path))
+        except OSError as err:
+            sock.close()
+            raise EntradaError(
+                f"no simulator channel at {self.path}: is the device running with sim "
+                f"drivers? ({err.strerror or err})"
+            ) from err
+        self._sock = sock
+        self._file = sock.makefile("rwb")
+
+    def request(self, **req: Any) -> dict[str, Any]:
+        if self._sock is None:
+            self._connect()
+        try:
+            self._file.write(json.dumps(req).encode() + b"\n")
+            self._file.flush()
+            line = self._file.readline()
+        except OSError as err:
+            self.close()
+            raise EntradaError(f"simulator channel {self.path}: {err}") from err
+        if not line:
+            self.close()
+            raise EntradaError(f"simulator channel {self.path} closed")
+        reply: dict[str, Any] = json.loads(line)
+        return reply
+
+    def tap(self, uid: str) -> dict[str, Any]:
+        return self.request(verb="tap", uid=uid)
+
+    def press(self, button: str) -> dict[str, Any]:
+        return self.request(verb="press", button=button)
+
+    def close(self) -> None:
+        for closer in (self._file, self._sock):
+            if closer is not None:
+                with contextlib.suppress(OSError):
+                    closer.close()
+        self._sock = None
+        self._file = None

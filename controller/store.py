@@ -1,0 +1,381 @@
+"""The device's local SQLite store: catalog copy, outbox, and a few counters, in one file.
+
+One connection, owned by the daemon's owner thread. Writes go through explicit
+transactions so an event is stored in the same transaction as the state it records.
+A missing or corrupt file is moved aside and rebuilt; whatever outbox rows can still be
+read from the old file are carried over (they keep their stream and sequence numbers,
+so central de-duplicates them if it had them already), and the catalog is fetched again
+from central.
+
+Event streams are named ``<role>.<incarnation>``: the incarnation is drawn when the file
+is created, so sequence numbers of a rebuilt store never collide with ones central has.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from entrada.errors import StoreError
+from entrada.protocol import CatalogChange
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wristbands (
+    uid TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    holder TEXT,
+    valid_until REAL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS streams (
+    name TEXT PRIMARY KEY,
+    last_seq INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS outbox (
+    stream TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    ts REAL NOT NULL,
+    data TEXT NOT NULL,
+    PRIMARY KEY (stream, seq)
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True)
+class Wristband:
+    uid: str
+    status: str
+    holder: str | None
+    valid_until: float | None
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    stream: str
+    seq: int
+    id: str
+    kind: str
+    ts: float
+    data: str  # JSON text, as stored
+
+
+class DeviceStore:
+    """The device database. Not thread-safe: only the owner thread uses it."""
+
+    def __init__(self, path: Path, synchronous: str = "FULL",
+                 force_rebuild: str | None = None) -> None:
+        self.path = Path(path)
+        self.synchronous = synchronous
+        self.rebuilt_reason: str | None = None
+        self._conn = self._rebuild(force_rebuild) if force_rebuild else self._open_or_rebuild()
+        self.incarnation = self._meta("incarnation") or ""
+        self._stream_seq: dict[str, int] = {
+            name: seq for name, seq in self._conn.execute("SELECT name, last_seq FROM streams")
+        }
+
+    # ----------------------------------------------------------------- opening
+
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=5000")
+            conn.executescript(_SCHEMA)
+            if self._meta_of(conn, "incarnation") is None:
+                with _tx(conn):
+                    _set_meta(conn, "incarnation", secrets.token_hex(4))
+                    _set_meta(conn, "schema", str(SCHEMA_VERSION))
+                    _set_meta(conn, "catalog_version", "0")
+            # touch every table so a corrupt page shows up now, not mid-tap
+            for table in ("meta", "streams", "outbox", "wristbands"):
+                conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()  # noqa: S608
+        except sqlite3.DatabaseError:
+            conn.close()
+            raise
+        return conn
+
+    def _open_or_rebuild(self) -> sqlite3.Connection:
+        existed = self.path.exists()
+        try:
+            conn = self._connect()
+        except sqlite3.DatabaseError as err:
+            return self._rebuild(f"corrupt: {err}")
+        if not existed:
+            self.rebuilt_reason = "missing"
+            logger.warning("device store %s was missing: created empty; catalog comes "
+                           "from central", self.path)
+        return conn
+
+    def _rebuild(self, reason: str) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        logger.error("device store %s is %s; moving it to %s and rebuilding", self.path,
+                     reason, aside.name)
+        salvaged = _salvage_outbox(self.path)
+        for suffix in ("", "-wal", "-shm"):
+            src = Path(f"{self.path}{suffix}")
+            if src.exists():
+                src.rename(Path(f"{aside}{suffix}"))
+        conn = self._connect()
+        if salvaged:
+            with _tx(conn):
+                conn.executemany(
+                    "INSERT OR IGNORE INTO outbox (stream, seq, id, kind, ts, data) "
+                    "VALUES (?, ?, ?, ?, ?, ?)",
+                    salvaged,
+                )
+        logger.warning("device store rebuilt; %d outbox events carried over", len(salvaged))
+        self.rebuilt_reason = reason
+        return conn
+
+    def close(self) -> None:
+        self._conn.close()
+
+    # -------------------------------------------------------------------- meta
+
+    @staticmethod
+    def _meta_of(conn: sqlite3.Connection, key: str) -> str | None:
+        row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _meta(self, key: str) -> str | None:
+        return self._meta_of(self._conn, key)
+
+    @property
+    def catalog_version(self) -> int:
+        return int(self._meta("catalog_version") or 0)
+
+    # ----------------------------------------------------------------- catalog
+
+    def wristband(self, uid: str) -> Wristband | None:
+        row = self._conn.execute(
+            "SELECT uid, status, holder, valid_until FROM wristbands WHERE uid = ?", (uid,)
+        ).fetchone()
+        return None if row is None else Wristband(*row)
+
+    def wristband_count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM wristbands").fetchone()[0])
+
+    def apply_catalog(self, changes: Iterable[CatalogChange], to_version: int) -> None:
+        """Apply one page of the change log atomically and move the applied version.
+
+        Changes are applied in log order, grouped into runs of the same operation so a
+        large page costs a few ``executemany`` calls rather than one statement a row.
+        """
+        with _tx(self._conn):
+            run_op: str | None = None
+            run: list[tuple[Any, ...]] = []
+            for ch in changes:
+                op = "delete" if ch.op == "delete" or ch.data is None else "upsert"
+                if op != run_op and run:
+                    self._apply_run(run_op, run)
+                    run = []
+                run_op = op
+                if op == "delete":
+                    run.append((ch.key,))
+                else:
+                    assert ch.data is not None
+                    run.append((ch.key, ch.data.status, ch.data.holder, ch.data.valid_until))
+            if run:
+                self._apply_run(run_op, run)
+            _set_meta(self._conn, "catalog_version", str(to_version))
+
+    def _apply_run(self, op: str | None, rows: list[tuple[Any, ...]]) -> None:
+        if op == "delete":
+            self._conn.executemany("DELETE FROM wristbands WHERE uid = ?", rows)
+        else:
+            self._conn.executemany(
+                "INSERT INTO wristbands (uid, status, holder, valid_until) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(uid) DO UPDATE SET status = excluded.status, "
+                "holder = excluded.holder, valid_until = excluded.valid_until",
+                rows,
+            )
+
+    def bulk_load_wristbands(self, rows: Iterable[tuple[str, str, str | None, float | None]],
+                             version: int) -> None:
+        """Replace the whole catalog (benchmarks, snapshots)."""
+        with _tx(self._conn):
+            self._conn.execute("DELETE FROM wristbands")
+            self._conn.executemany(
+                "INSERT INTO wristbands (uid, status, holder, valid_until) VALUES (?,?,?,?)", rows
+            )
+            _set_meta(self._conn, "catalog_version", str(version))
+
+    # ------------------------------------------------------------------ outbox
+
+    def stream_name(self, role: str) -> str:
+        return f"{role}.{self.incarnation}"
+
+    @contextmanager
+    def transaction(self) -> Iterator[EventWriter]:
+        """Write state and events atomically: ``with store.transaction() as tx: tx.emit(...)``."""
+        writer = EventWriter(self)
+        try:
+            with _tx(self._conn):
+                yield writer
+                for stream, seq in writer.touched.items():
+                    self._conn.execute(
+                        "INSERT INTO streams (name, last_seq) VALUES (?, ?) "
+                        "ON CONFLICT(name) DO UPDATE SET last_seq = excluded.last_seq",
+                        (stream, seq),
+                    )
+        except BaseException:
+            # roll back the in-memory sequence numbers with the transaction
+            for stream, seq in writer.previous.items():
+                self._stream_seq[stream] = seq
+            raise
+
+    def outbox_depth(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0])
+
+    def emitted(self) -> dict[str, int]:
+        """Last sequence number produced per stream (events ever emitted)."""
+        return dict(self._stream_seq)
+
+    def streams_pending(self) -> list[str]:
+        return [r[0] for r in self._conn.execute("SELECT DISTINCT stream FROM outbox")]
+
+    def outbox_after(self, stream: str, after_seq: int, limit: int) -> list[OutboxRow]:
+        rows = self._conn.execute(
+            "SELECT stream, seq, id, kind, ts, data FROM outbox WHERE stream = ? AND seq > ? "
+            "ORDER BY seq LIMIT ?",
+            (stream, after_seq, limit),
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def outbox_range(self, stream: str, first: int, last: int) -> list[OutboxRow]:
+        rows = self._conn.execute(
+            "SELECT stream, seq, id, kind, ts, data FROM outbox WHERE stream = ? "
+            "AND seq BETWEEN ? AND ? ORDER BY seq",
+            (stream, first, last),
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def acknowledge(self, stream: str, watermark: int) -> int:
+        """Delete what central has stored; returns how many rows went."""
+        with _tx(self._conn):
+            cur = self._conn.execute(
+                "DELETE FROM outbox WHERE stream = ? AND seq <= ?", (stream, watermark)
+            )
+        return cur.rowcount
+
+    def checkpoint(self) -> None:
+        self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+
+class EventWriter:
+    """Appends events inside one store transaction, numbering them per stream."""
+
+    def __init__(self, store: DeviceStore) -> None:
+        self._store = store
+        self.touched: dict[str, int] = {}
+        self.previous: dict[str, int] = {}
+        self.events: list[OutboxRow] = []
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """For state written in the same transaction as the events."""
+        return self._store._conn
+
+    def emit(self, stream: str, kind: str, ts: float, data: dict[str, Any]) -> OutboxRow:
+        seqs = self._store._stream_seq
+        if stream not in self.previous:
+            self.previous[stream] = seqs.get(stream, 0)
+        seq = seqs.get(stream, 0) + 1
+        seqs[stream] = seq
+        self.touched[stream] = seq
+        row = OutboxRow(stream, seq, uuid.uuid4().hex, kind, ts,
+                        json.dumps(data, separators=(",", ":"), sort_keys=True))
+        self.conn.execute(
+            "INSERT INTO outbox (stream, seq, id, kind, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
+            (row.stream, row.seq, row.id, row.kind, row.ts, row.data),
+        )
+        self.events.append(row)
+        return row
+
+
+@contextmanager
+def _tx(conn: sqlite3.Connection) -> Iterator[None]:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) "
+        "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def _salvage_outbox(path: Path) -> list[tuple[Any, ...]]:
+    """Read whatever outbox rows a damaged file still yields."""
+    if not path.exists():
+        return []
+    rows: list[tuple[Any, ...]] = []
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    except sqlite3.DatabaseError:
+        return rows
+    try:
+        cur = conn.execute("SELECT stream, seq, id, kind, ts, data FROM outbox")
+        while True:
+            try:
+                row = cur.fetchone()
+            except sqlite3.DatabaseError as err:
+                logger.warning("outbox salvage stopped early: %s", err)
+                break
+            if row is None:
+                break
+            rows.append(tuple(row))
+    except sqlite3.DatabaseError as err:
+        logger.warning("outbox could not be salvaged: %s", err)
+    finally:
+        conn.close()
+    return rows
+
+
+def next_epoch(path: Path, now: float) -> int:
+    """A connect epoch larger than any before, even after a rebuilt store (it is at least
+    the Unix time) and even if the clock went back (at least last + 1).
+
+    Called from the MQTT link's thread with a connection of its own: the epoch is the
+    link's state, and SQLite serialises it against the owner thread's writes.
+    """
+    conn = sqlite3.connect(path, isolation_level=None, timeout=5.0)
+    try:
+        with _tx(conn):
+            last = int(DeviceStore._meta_of(conn, "epoch") or 0)
+            epoch = max(last + 1, int(now))
+            _set_meta(conn, "epoch", str(epoch))
+    except sqlite3.DatabaseError as err:
+        logger.warning("epoch counter unavailable (%s); using the clock", err)
+        epoch = int(now)
+    finally:
+        conn.close()
+    return epoch
+
+
+def wrap_db_error(err: sqlite3.Error) -> StoreError:
+    return StoreError(f"device store: {err}")

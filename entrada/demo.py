@@ -1,0 +1,265 @@
+"""``entrada demo``: a whole simulated site, live.
+
+A private Mosquitto, the central service, an entry and an exit gate on simulated
+hardware, and a scripted stream of visitors: most have valid wristbands, some are
+blocked, lost or unknown, a few tap twice in a row (the gate must count that once).
+With ``--chaos`` the broker and central are SIGKILLed and restarted at random moments.
+At the end the outboxes drain and the summary compares what the gates emitted with what
+central stored: ``events_lost`` and ``events_duplicated`` must be 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import shutil
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from entrada.errors import EntradaError
+from entrada.site import GateSpec, Site
+
+logger = logging.getLogger(__name__)
+
+STATUSES = [("active", 0.88), ("blocked", 0.04), ("lost", 0.03), ("expired", 0.02)]
+UNKNOWN_SHARE = 0.03
+DOUBLE_TAP_SHARE = 0.05
+EXPECTED = {
+    "active": "granted",
+    "blocked": "denied.blocked",
+    "lost": "denied.lost",
+    "expired": "denied.expired",
+    None: "denied.unknown",
+}
+
+
+@dataclass
+class Visitor:
+    uid: str
+    status: str | None  # None: not in the catalog
+
+
+@dataclass
+class Tally:
+    taps: int = 0
+    double_taps: int = 0
+    expected: Counter[str] = field(default_factory=Counter)
+    chaos: list[str] = field(default_factory=list)
+
+
+def make_visitors(rng: random.Random, n: int) -> list[Visitor]:
+    visitors = []
+    for i in range(n):
+        uid = f"04{i:08X}{rng.getrandbits(16):04X}"
+        if rng.random() < UNKNOWN_SHARE:
+            visitors.append(Visitor(uid, None))
+            continue
+        r, acc = rng.random(), 0.0
+        status = "active"
+        for name, share in STATUSES:
+            acc += share
+            if r < acc:
+                status = name
+                break
+        visitors.append(Visitor(uid, status))
+    return visitors
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace, out: Any = sys.stdout) -> None:
+        self.args = args
+        self.out = out
+        self.rng = random.Random(args.seed)
+        self.stop = threading.Event()
+        self.tally = Tally()
+        self._own_workdir = args.workdir is None
+        workdir = Path(args.workdir or tempfile.mkdtemp(prefix="entrada-demo-"))
+        self.site = Site(workdir, [GateSpec("gate-in", "in"), GateSpec("gate-out", "out")],
+                         debounce=1.5, relay_pulse=0.3, log_level="WARNING")
+        self.visitors = make_visitors(self.rng, max(200, int(args.duration * args.rate)))
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    # ----------------------------------------------------------------- phases
+
+    def run(self) -> dict[str, Any]:
+        site = self.site
+        self.say(f"Entrada demo: site files in {site.workdir}")
+        site.start()
+        self.say(f"  broker on 127.0.0.1:{site.broker.port}, central and 2 gates running")
+        rows = [(v.uid, v.status, f"Visitor {i}") for i, v in enumerate(self.visitors)
+                if v.status is not None]
+        head = site.seed_catalog(rows)
+        site.wait_catalog(head, timeout=60)
+        self.say(f"  catalog v{head}: {len(rows)} wristbands published to both gates")
+        chaos = None
+        if self.args.chaos:
+            chaos = threading.Thread(target=self._chaos, name="chaos", daemon=True)
+            chaos.start()
+        started = time.monotonic()
+        self._visitors(started)
+        self.stop.set()
+        if chaos is not None:
+            chaos.join(timeout=30)
+        self._ensure_up()
+        self.say("  visitors done; waiting for the gates' outboxes to drain ...")
+        drained = site.wait_drained(timeout=90)
+        summary = self._summary(time.monotonic() - started, drained)
+        return summary
+
+    def _visitors(self, started: float) -> None:
+        """Each visitor taps in at the entry gate; some later tap out at the exit."""
+        interval = 1.0 / self.args.rate
+        inside: list[Visitor] = []
+        queue = list(self.visitors)
+        next_report = started + (5.0 if self.args.headless else 1.0)
+        n = 0
+        while not self.stop.is_set():
+            now = time.monotonic()
+            if now - started >= self.args.duration:
+                break
+            if inside and (not queue or self.rng.random() < 0.45):
+                v = inside.pop(self.rng.randrange(len(inside)))
+                self._tap("gate-out", v)
+            elif queue:
+                v = queue.pop()
+                self._tap("gate-in", v)
+                if v.status == "active":
+                    inside.append(v)
+            n += 1
+            if now >= next_report:
+                self._progress(now - started)
+                next_report = now + (5.0 if self.args.headless else 1.0)
+            self.stop.wait(max(0.0, started + n * interval - time.monotonic()))
+
+    def _tap(self, gate: str, v: Visitor) -> None:
+        try:
+            self.site.tap(gate, v.uid)
+        except EntradaError as err:
+            self.say(f"  ! tap at {gate} failed: {err}")
+            return
+        self.tally.taps += 1
+        self.tally.expected[EXPECTED[v.status]] += 1
+        if self.rng.random() < DOUBLE_TAP_SHARE:
+            self.site.tap(gate, v.uid)  # the same wristband again at once: one tap
+            self.tally.taps += 1
+            self.tally.double_taps += 1
+
+    def _chaos(self) -> None:
+        site = self.site
+        while not self.stop.wait(self.rng.uniform(4, 10)):
+            victim = self.rng.choice(["broker", "central"])
+            down = self.rng.uniform(1, 4)
+            self.tally.chaos.append(f"{victim} killed for {down:.1f}s")
+            self.say(f"  ~ chaos: SIGKILL {victim}, back in {down:.1f}s")
+            if victim == "broker":
+                site.broker.kill()
+                self.stop.wait(down)
+                site.broker.start()
+            else:
+                site.kill("central")
+                self.stop.wait(down)
+                site.start_central()
+
+    def _ensure_up(self) -> None:
+        if not self.site.broker.running:
+            self.site.broker.start()
+        if not self.site.alive("central"):
+            self.site.start_central()
+
+    def _progress(self, elapsed: float) -> None:
+        states = {g.id: self.site.gate_state(g.id) for g in self.site.gates}
+        outbox = sum(s["outbox"] for s in states.values())
+        emitted = sum(s["emitted"] for s in states.values())
+        line = (f"  t={elapsed:5.1f}s taps={self.tally.taps:5d} events={emitted:5d} "
+                f"awaiting-ack={outbox:5d} broker={'up' if self.site.broker.running else 'DOWN'}"
+                f" central={'up' if self.site.alive('central') else 'DOWN'}")
+        self.say(line)
+
+    # ---------------------------------------------------------------- summary
+
+    def _summary(self, elapsed: float, drained: bool) -> dict[str, Any]:
+        ledger = self.site.ledger()
+        events = self.site.central_events()
+        outcomes = Counter(e["data"].get("outcome", "") for e in events
+                           if e["kind"] in ("gate.passage", "gate.denied"))
+        granted = outcomes.get("granted", 0)
+        denied = sum(v for k, v in outcomes.items() if k.startswith("denied"))
+        mismatched = sum(abs(outcomes.get(k, 0) - n) for k, n in self.tally.expected.items())
+        return {
+            "taps": self.tally.taps,
+            "double_taps": self.tally.double_taps,
+            "granted": granted,
+            "denied": denied,
+            "expected_granted": self.tally.expected.get("granted", 0),
+            "decisions_mismatched": mismatched,
+            **ledger,
+            "drained": drained,
+            "chaos_events": len(self.tally.chaos),
+            "duration_s": round(elapsed, 1),
+        }
+
+    def close(self) -> None:
+        self.stop.set()
+        self.site.stop()
+        if self._own_workdir and not self.args.keep:
+            shutil.rmtree(self.site.workdir, ignore_errors=True)
+
+
+def render(summary: dict[str, Any]) -> str:
+    ok = summary["events_lost"] == 0 and summary["events_duplicated"] == 0
+    return "\n".join([
+        "",
+        "Summary",
+        f"  taps                {summary['taps']:>7}  ({summary['double_taps']} double taps "
+        "counted once)",
+        f"  granted             {summary['granted']:>7}  (expected {summary['expected_granted']})",
+        f"  denied              {summary['denied']:>7}",
+        f"  decisions off-script{summary['decisions_mismatched']:>7}",
+        f"  events emitted      {summary['events_emitted']:>7}",
+        f"  events stored       {summary['events_stored']:>7}",
+        f"  events lost         {summary['events_lost']:>7}",
+        f"  events duplicated   {summary['events_duplicated']:>7}",
+        f"  chaos events        {summary['chaos_events']:>7}",
+        f"  verdict: {'every event reached central exactly once' if ok else 'EVENTS MISSING'}",
+    ])
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not hasattr(args, "keep"):
+        args.keep = args.workdir is not None
+    demo = Demo(args)
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        demo.stop.set()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        summary = demo.run()
+    except KeyboardInterrupt:
+        demo.say("\n  interrupted: stopping the site ...")
+        demo.close()
+        return 130
+    except EntradaError as err:
+        demo.say(f"demo failed: {err}")
+        demo.close()
+        return 1
+    demo.close()
+    demo.say(render(summary))
+    if args.json:
+        print(json.dumps(summary, sort_keys=True), flush=True)
+    ok = summary["events_lost"] == 0 and summary["events_duplicated"] == 0
+    return 0 if ok else 1
