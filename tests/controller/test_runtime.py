@@ -1,0 +1,158 @@
+"""The device runtime on simulated drivers against a real Mosquitto.
+
+A plain paho client plays central's part where a test needs it (storing nothing, just
+acknowledging); whole-site scenarios with the real central live in tests/scenario/.
+"""
+
+import queue
+import threading
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from controller.runtime import DeviceRuntime
+from controller.settings import DeviceConfig
+from controller.store import DeviceStore
+from drivers.registry import build_drivers
+from entrada import protocol
+from entrada.broker import PrivateBroker
+from entrada.site import wait_until
+
+UID = "04A1B2C3D4E5F6"
+
+
+@pytest.fixture
+def broker(tmp_path):
+    with PrivateBroker(tmp_path) as b:
+        yield b
+
+
+def device_config(tmp_path, port):
+    return DeviceConfig.model_validate({
+        "device": {"id": "gate-1", "site": "t", "role": "gate",
+                   "data_dir": str(tmp_path / "gate"), "run_dir": str(tmp_path / "run")},
+        "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
+        "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
+        "gate": {"debounce": 1.0, "relay_pulse": 0.2},
+        "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"},
+    })
+
+
+class Peer:
+    """A plain MQTT client standing where central stands: sees events, sends acks/pages."""
+
+    def __init__(self, port):
+        self.messages = queue.Queue()
+        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id="peer", protocol=paho.MQTTv5)
+        self.c.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload), m.retain))
+        self.c.connect("127.0.0.1", port)
+        self.c.subscribe("t/#", qos=1)
+        self.c.subscribe("entrada/#", qos=1)
+        self.c.loop_start()
+
+    def publish(self, topic, payload, retain=False):
+        self.c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
+
+    def next(self, topic_suffix, timeout=5.0):
+        deadline = threading.Event()
+        while not deadline.is_set():
+            topic, payload, retain = self.messages.get(timeout=timeout)
+            if topic.endswith(topic_suffix):
+                return topic, payload, retain
+        raise AssertionError
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+@pytest.fixture
+def running(tmp_path, broker):
+    cfg = device_config(tmp_path, broker.port)
+    drivers = build_drivers(cfg.drivers)
+    store = DeviceStore(cfg.device.data_dir / "device.db")
+    rt = DeviceRuntime(cfg, drivers, store)
+    peer = Peer(broker.port)
+    thread = threading.Thread(target=rt.run, daemon=True)
+    thread.start()
+    yield rt, drivers, peer
+    rt.request_stop("test over")
+    thread.join(10)
+    peer.close()
+    assert not thread.is_alive()
+
+
+def seed(peer, rt, statuses):
+    changes = [
+        protocol.CatalogChange(version=i + 1, entity="wristband", op="upsert", key=uid,
+                               data=protocol.WristbandData(status=s))
+        for i, (uid, s) in enumerate(statuses.items())
+    ]
+    topics = rt.topics
+    peer.next("catalog/req")
+    page = protocol.CatalogPage(from_version=0, to_version=len(changes), head=len(changes),
+                                changes=changes)
+    peer.publish(topics.catalog_page("gate-1"), protocol.encode(page))
+    assert wait_until(lambda: rt.store.catalog_version == len(changes), 5)
+
+
+def test_birth_is_retained_with_epoch(running):
+    rt, _drivers, peer = running
+    _topic, payload, _retain = peer.next("gate-1/status")
+    status = protocol.decode(protocol.Status, payload)
+    assert status.state == "online" and status.epoch >= 1
+    assert "fault.catalog_empty" in status.faults or status.versions.catalog == 0
+
+
+def test_tap_grants_pulses_and_publishes_event(running):
+    rt, drivers, peer = running
+    seed(peer, rt, {UID: "active"})
+    drivers.rfid.inject(UID)
+    _t, payload, _r = peer.next("gate-1/events")
+    batch = protocol.decode(protocol.EventBatch, payload)
+    assert [(e.kind, e.data["uid"], e.data["outcome"]) for e in batch.events] == [
+        ("gate.passage", UID, "granted")]
+    assert drivers.relay.pulses == [0.2]
+
+
+def test_unacknowledged_events_are_resent_and_ack_deletes(running):
+    rt, drivers, peer = running
+    seed(peer, rt, {UID: "blocked"})
+    drivers.rfid.inject(UID)
+    _t, first, _r = peer.next("gate-1/events")
+    _t, again, _r = peer.next("gate-1/events")  # ack_timeout 0.5 s
+    assert first == again
+    event = protocol.decode(protocol.EventBatch, first).events[0]
+    ack = protocol.Ack(device="gate-1", streams={event.stream: event.seq}, ts=0.0)
+    peer.publish(rt.topics.ack("gate-1"), protocol.encode(ack), retain=True)
+    assert wait_until(lambda: rt.store.outbox_depth() == 0, 5)
+    assert drivers.relay.pulses == []
+
+
+def test_gate_admits_while_broker_is_down(running, broker):
+    rt, drivers, peer = running
+    seed(peer, rt, {UID: "active"})
+    broker.kill()
+    drivers.rfid.inject(UID)
+    assert wait_until(lambda: drivers.relay.pulses == [0.2], 5)
+    assert wait_until(lambda: rt.store.outbox_depth() == 1, 5)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b"", b"\xff\xfe", b"not json", b"[1,2]", b'{"v":2,"type":"ack"}',
+     b'{"v":1,"type":"ack","device":"gate-1","streams":{"x":-1},"ts":0}',
+     b'{"v":1,"type":"ack","device":"other","streams":{},"ts":0}',
+     b"{" * 100_000, b"x" * 2_000_000],
+)
+def test_bad_payloads_on_every_topic_are_rejected_and_the_gate_keeps_working(running, payload):
+    rt, drivers, peer = running
+    seed(peer, rt, {UID: "active"})
+    for topic in (rt.topics.ack("gate-1"), rt.topics.catalog_page("gate-1"),
+                  rt.topics.catalog_head, rt.topics.status("gate-1")):
+        peer.publish(topic, payload)
+    assert wait_until(lambda: rt.counters.rejected_messages >= 3, 5)
+    drivers.rfid.inject(UID)
+    assert wait_until(lambda: drivers.relay.pulses == [0.2], 5)
+    assert rt.store.catalog_version == 1
