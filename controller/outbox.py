@@ -40,8 +40,9 @@ class OutboxSender:
     """Owned by the daemon's owner thread; call :meth:`pump` often and :meth:`on_ack`
     when central's watermark arrives."""
 
-    def __init__(self, store: DeviceStore, cfg: OutboxSection, device_id: str, topic: str,
-                 publish: Publish) -> None:
+    def __init__(
+        self, store: DeviceStore, cfg: OutboxSection, device_id: str, topic: str, publish: Publish
+    ) -> None:
         self.store = store
         self.cfg = cfg
         self.device_id = device_id
@@ -113,8 +114,7 @@ class OutboxSender:
                     return handed
                 self._cursor[stream] = rows[-1].seq
                 self._inflight.append(
-                    InFlight(stream, rows[0].seq, rows[-1].seq,
-                             now + self._backoff(0), 0)
+                    InFlight(stream, rows[0].seq, rows[-1].seq, now + self._backoff(0), 0)
                 )
                 self.sent_batches += 1
                 handed += len(rows)

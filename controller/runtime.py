@@ -97,8 +97,9 @@ class DeviceRuntime:
             will=self._will,
             epoch_source=lambda: next_epoch(store.path, self.clock.time()),
         )
-        self.outbox = OutboxSender(store, cfg.outbox, self.device_id, t.events(self.device_id),
-                                   self._publish_event_batch)
+        self.outbox = OutboxSender(
+            store, cfg.outbox, self.device_id, t.events(self.device_id), self._publish_event_batch
+        )
         if store.rebuilt_reason is not None:
             self.faults.add(Fault.STORE_REBUILT)
 
@@ -130,8 +131,13 @@ class DeviceRuntime:
             self.drivers.buttons.start(self.on_press)
         self.link.start()
         self._notify("READY=1")
-        logger.info("device %s ready (role %s, catalog v%d, outbox %d)", self.device_id,
-                    self.role.name, self.store.catalog_version, self.store.outbox_depth())
+        logger.info(
+            "device %s ready (role %s, catalog v%d, outbox %d)",
+            self.device_id,
+            self.role.name,
+            self.store.catalog_version,
+            self.store.outbox_depth(),
+        )
         try:
             while not self._stopping:
                 self._serve_once()
@@ -269,8 +275,9 @@ class DeviceRuntime:
                 self._rate.warning("topic", "ignoring message on unexpected topic %s", msg.topic)
         except ProtocolError as err:
             self.counters.rejected_messages += 1
-            self._rate.warning(protocol.rejection_code(err), "rejected message on %s: %s",
-                               msg.topic, err)
+            self._rate.warning(
+                protocol.rejection_code(err), "rejected message on %s: %s", msg.topic, err
+            )
 
     def _check_device(self, device: str) -> None:
         if device != self.device_id:
@@ -300,12 +307,16 @@ class DeviceRuntime:
         self._catalog_head = max(self._catalog_head, page.head)
         local = self.store.catalog_version
         if page.from_version != local:
-            logger.info("catalog page from v%d does not follow local v%d; asking again",
-                        page.from_version, local)
+            logger.info(
+                "catalog page from v%d does not follow local v%d; asking again",
+                page.from_version,
+                local,
+            )
         elif page.to_version > local:
             self.store.apply_catalog(page.changes, page.to_version)
-            logger.info("catalog v%d -> v%d (%d changes)", local, page.to_version,
-                        len(page.changes))
+            logger.info(
+                "catalog v%d -> v%d (%d changes)", local, page.to_version, len(page.changes)
+            )
             if self.store.catalog_version >= self._catalog_head:
                 self._set_fault(Fault.STORE_REBUILT, False)
         self._maybe_request_catalog()
@@ -323,29 +334,38 @@ class DeviceRuntime:
             state=state,  # type: ignore[arg-type]
             epoch=max(epoch, 1),
             ts=self.clock.time(),
-            versions=protocol.Versions(software=__version__,
-                                       catalog=self.store.catalog_version),
+            versions=protocol.Versions(
+                software=__version__, config=0, catalog=self.store.catalog_version
+            ),
             outbox_depth=self.store.outbox_depth(),
             faults=sorted(self.faults),
         )
 
     def _will(self, epoch: int) -> Will:
-        payload = protocol.Status(device=self.device_id, role=self.role.name, state="offline",
-                                  epoch=epoch, ts=self.clock.time())
+        payload = protocol.Status(
+            device=self.device_id,
+            role=self.role.name,
+            state="offline",
+            epoch=epoch,
+            ts=self.clock.time(),
+            outbox_depth=0,
+        )
         return Will(self.topics.status(self.device_id), protocol.encode(payload))
 
     def _publish_status(self) -> None:
         if self._online:
             status = self._status("online", self._epoch)
-            self.link.publish(self.topics.status(self.device_id), protocol.encode(status),
-                              retain=True)
+            self.link.publish(
+                self.topics.status(self.device_id), protocol.encode(status), retain=True
+            )
         self._next_status = self.clock.monotonic() + STATUS_EVERY
 
     def _publish_offline(self) -> None:
         if self._online and self.link.connected:
             status = self._status("offline", self._epoch)
-            self.link.publish(self.topics.status(self.device_id), protocol.encode(status),
-                              retain=True)
+            self.link.publish(
+                self.topics.status(self.device_id), protocol.encode(status), retain=True
+            )
 
     # ------------------------------------------------------------ housekeeping
 
@@ -365,8 +385,7 @@ class DeviceRuntime:
             self.drivers.rfid.start(self.on_uid, self.on_reader_health)
         except DriverError as err:
             if Fault.READER_DOWN not in self.faults:
-                logger.error("reader did not start: %s (retrying every %.0f s)", err,
-                             READER_RETRY)
+                logger.error("reader did not start: %s (retrying every %.0f s)", err, READER_RETRY)
             self._set_fault(Fault.READER_DOWN, True)
             self._next_reader_try = self.clock.monotonic() + READER_RETRY
             return
@@ -395,8 +414,13 @@ class DeviceRuntime:
         except sqlite3.Error as err:
             logger.warning("closing the failed store: %s", err)
         self.store = DeviceStore(self.store.path, self.store.synchronous, force_rebuild=reason)
-        self.outbox = OutboxSender(self.store, self.cfg.outbox, self.device_id,
-                                   self.topics.events(self.device_id), self._publish_event_batch)
+        self.outbox = OutboxSender(
+            self.store,
+            self.cfg.outbox,
+            self.device_id,
+            self.topics.events(self.device_id),
+            self._publish_event_batch,
+        )
         self._set_fault(Fault.STORE_REBUILT, True)
         self._maybe_request_catalog(force=True)
 

@@ -43,8 +43,9 @@ class GateSection(Section):
     """Turnstile behaviour."""
 
     direction: Literal["in", "out"] = option("in", "Entry or exit gate.")
-    relay_pulse: float = option(1.0, "How long the relay is energised on a grant.", unit="s",
-                                ge=0.05, le=30)
+    relay_pulse: float = option(
+        1.0, "How long the relay is energised on a grant.", unit="s", ge=0.05, le=30
+    )
     debounce: float = option(
         2.0, "A UID read again within this time is the same tap.", unit="s", ge=0, le=60
     )

@@ -67,8 +67,12 @@ class SimChannel:
         server.channel = self
         os.chmod(self.path, 0o660)
         self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, name="sim-channel",
-                                        kwargs={"poll_interval": 0.2}, daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            name="sim-channel",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
+        )
         self._thread.start()
         logger.info("simulator channel at %s (%s)", self.path, ", ".join(sorted(self.simulators)))
 

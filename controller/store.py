@@ -77,8 +77,9 @@ class OutboxRow:
 class DeviceStore:
     """The device database. Not thread-safe: only the owner thread uses it."""
 
-    def __init__(self, path: Path, synchronous: str = "FULL",
-                 force_rebuild: str | None = None) -> None:
+    def __init__(
+        self, path: Path, synchronous: str = "FULL", force_rebuild: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.synchronous = synchronous
         self.rebuilt_reason: str | None = None
@@ -119,14 +120,16 @@ class DeviceStore:
             return self._rebuild(f"corrupt: {err}")
         if not existed:
             self.rebuilt_reason = "missing"
-            logger.warning("device store %s was missing: created empty; catalog comes "
-                           "from central", self.path)
+            logger.warning(
+                "device store %s was missing: created empty; catalog comes from central", self.path
+            )
         return conn
 
     def _rebuild(self, reason: str) -> sqlite3.Connection:
         aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
-        logger.error("device store %s is %s; moving it to %s and rebuilding", self.path,
-                     reason, aside.name)
+        logger.error(
+            "device store %s is %s; moving it to %s and rebuilding", self.path, reason, aside.name
+        )
         salvaged = _salvage_outbox(self.path)
         for suffix in ("", "-wal", "-shm"):
             src = Path(f"{self.path}{suffix}")
@@ -207,8 +210,9 @@ class DeviceStore:
                 rows,
             )
 
-    def bulk_load_wristbands(self, rows: Iterable[tuple[str, str, str | None, float | None]],
-                             version: int) -> None:
+    def bulk_load_wristbands(
+        self, rows: Iterable[tuple[str, str, str | None, float | None]], version: int
+    ) -> None:
         """Replace the whole catalog (benchmarks, snapshots)."""
         with _tx(self._conn):
             self._conn.execute("DELETE FROM wristbands")
@@ -300,8 +304,14 @@ class EventWriter:
         seq = seqs.get(stream, 0) + 1
         seqs[stream] = seq
         self.touched[stream] = seq
-        row = OutboxRow(stream, seq, uuid.uuid4().hex, kind, ts,
-                        json.dumps(data, separators=(",", ":"), sort_keys=True))
+        row = OutboxRow(
+            stream,
+            seq,
+            uuid.uuid4().hex,
+            kind,
+            ts,
+            json.dumps(data, separators=(",", ":"), sort_keys=True),
+        )
         self.conn.execute(
             "INSERT INTO outbox (stream, seq, id, kind, ts, data) VALUES (?, ?, ?, ?, ?, ?)",
             (row.stream, row.seq, row.id, row.kind, row.ts, row.data),

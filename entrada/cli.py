@@ -12,6 +12,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+from entrada.config import Section
 from entrada.errors import ConfigError, EntradaError
 
 DEFAULT_RUN_DIR = "/run/entrada"
@@ -29,7 +30,7 @@ def _cmd_central(args: argparse.Namespace) -> int:
     return run_central(args.config)
 
 
-def _schema_for(path: str) -> type:
+def _schema_for(path: str) -> type[Section]:
     """Pick the schema by the document's top table: [device] or [central]."""
     try:
         with open(path, "rb") as fh:
@@ -54,7 +55,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
     if not args.config:
         print("entrada config: --config FILE is required", file=sys.stderr)
         return 2
-    cfg = configlib.load(args.config, _schema_for(args.config))
+    cfg: Section = configlib.load(args.config, _schema_for(args.config))
     if args.action == "show":
         print(configlib.show(cfg), end="")
     else:
@@ -114,10 +115,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
     from central.admin import import_wristbands_csv, set_wristbands
-    from central.service import load_central_config, store_path
+    from central.service import db_path, load_central_config
 
     cfg = load_central_config(args.config)
-    db = store_path(cfg)
+    db = db_path(cfg)
     if args.action == "set":
         head = set_wristbands(db, [(uid.upper(), args.status, args.holder) for uid in args.uids])
     else:
@@ -129,10 +130,10 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from central.admin import list_devices
-    from central.service import load_central_config, store_path
+    from central.service import db_path, load_central_config
 
     cfg = load_central_config(args.config)
-    rows = list_devices(store_path(cfg), cfg.registry.offline_after)
+    rows = list_devices(db_path(cfg), cfg.registry.offline_after)
     print(f"{'device':<16} {'role':<8} {'state':<8} {'epoch':>12} {'outbox':>7}  last seen  faults")
     for r in rows:
         print(
@@ -185,8 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     csub = cat.add_subparsers(dest="action", required=True)
     cset = csub.add_parser("set", help="add or change wristbands")
     cset.add_argument("uids", nargs="+")
-    cset.add_argument("--status", default="active",
-                      choices=["active", "blocked", "lost", "expired"])
+    cset.add_argument(
+        "--status", default="active", choices=["active", "blocked", "lost", "expired"]
+    )
     cset.add_argument("--holder")
     cimp = csub.add_parser("import", help="import wristbands from CSV (uid,status,holder)")
     cimp.add_argument("file")
@@ -199,8 +201,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="run a whole simulated site")
     demo.add_argument("--headless", action="store_true", help="no live screen, log lines only")
     demo.add_argument("--duration", type=float, default=60.0, help="seconds of visitors")
-    demo.add_argument("--chaos", action="store_true",
-                      help="kill and restart the broker and central at random moments")
+    demo.add_argument(
+        "--chaos",
+        action="store_true",
+        help="kill and restart the broker and central at random moments",
+    )
     demo.add_argument("--json", action="store_true", help="end with one JSON summary line")
     demo.add_argument("--rate", type=float, default=20.0, help="taps per second")
     demo.add_argument("--seed", type=int, default=None)

@@ -84,8 +84,13 @@ class Demo:
         self.tally = Tally()
         self._own_workdir = args.workdir is None
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="entrada-demo-"))
-        self.site = Site(workdir, [GateSpec("gate-in", "in"), GateSpec("gate-out", "out")],
-                         debounce=1.5, relay_pulse=0.3, log_level="WARNING")
+        self.site = Site(
+            workdir,
+            [GateSpec("gate-in", "in"), GateSpec("gate-out", "out")],
+            debounce=1.5,
+            relay_pulse=0.3,
+            log_level="WARNING",
+        )
         self.visitors = make_visitors(self.rng, max(200, int(args.duration * args.rate)))
 
     def say(self, text: str) -> None:
@@ -98,8 +103,11 @@ class Demo:
         self.say(f"Entrada demo: site files in {site.workdir}")
         site.start()
         self.say(f"  broker on 127.0.0.1:{site.broker.port}, central and 2 gates running")
-        rows = [(v.uid, v.status, f"Visitor {i}") for i, v in enumerate(self.visitors)
-                if v.status is not None]
+        rows = [
+            (v.uid, v.status, f"Visitor {i}")
+            for i, v in enumerate(self.visitors)
+            if v.status is not None
+        ]
         head = site.seed_catalog(rows)
         site.wait_catalog(head, timeout=60)
         self.say(f"  catalog v{head}: {len(rows)} wristbands published to both gates")
@@ -182,9 +190,11 @@ class Demo:
         states = {g.id: self.site.gate_state(g.id) for g in self.site.gates}
         outbox = sum(s["outbox"] for s in states.values())
         emitted = sum(s["emitted"] for s in states.values())
-        line = (f"  t={elapsed:5.1f}s taps={self.tally.taps:5d} events={emitted:5d} "
-                f"awaiting-ack={outbox:5d} broker={'up' if self.site.broker.running else 'DOWN'}"
-                f" central={'up' if self.site.alive('central') else 'DOWN'}")
+        line = (
+            f"  t={elapsed:5.1f}s taps={self.tally.taps:5d} events={emitted:5d} "
+            f"awaiting-ack={outbox:5d} broker={'up' if self.site.broker.running else 'DOWN'}"
+            f" central={'up' if self.site.alive('central') else 'DOWN'}"
+        )
         self.say(line)
 
     # ---------------------------------------------------------------- summary
@@ -192,8 +202,11 @@ class Demo:
     def _summary(self, elapsed: float, drained: bool) -> dict[str, Any]:
         ledger = self.site.ledger()
         events = self.site.central_events()
-        outcomes = Counter(e["data"].get("outcome", "") for e in events
-                           if e["kind"] in ("gate.passage", "gate.denied"))
+        outcomes = Counter(
+            e["data"].get("outcome", "")
+            for e in events
+            if e["kind"] in ("gate.passage", "gate.denied")
+        )
         granted = outcomes.get("granted", 0)
         denied = sum(v for k, v in outcomes.items() if k.startswith("denied"))
         mismatched = sum(abs(outcomes.get(k, 0) - n) for k, n in self.tally.expected.items())
@@ -219,21 +232,23 @@ class Demo:
 
 def render(summary: dict[str, Any]) -> str:
     ok = summary["events_lost"] == 0 and summary["events_duplicated"] == 0
-    return "\n".join([
-        "",
-        "Summary",
-        f"  taps                {summary['taps']:>7}  ({summary['double_taps']} double taps "
-        "counted once)",
-        f"  granted             {summary['granted']:>7}  (expected {summary['expected_granted']})",
-        f"  denied              {summary['denied']:>7}",
-        f"  decisions off-script{summary['decisions_mismatched']:>7}",
-        f"  events emitted      {summary['events_emitted']:>7}",
-        f"  events stored       {summary['events_stored']:>7}",
-        f"  events lost         {summary['events_lost']:>7}",
-        f"  events duplicated   {summary['events_duplicated']:>7}",
-        f"  chaos events        {summary['chaos_events']:>7}",
-        f"  verdict: {'every event reached central exactly once' if ok else 'EVENTS MISSING'}",
-    ])
+    return "\n".join(
+        [
+            "",
+            "Summary",
+            f"  taps                {summary['taps']:>7}  ({summary['double_taps']} double taps "
+            "counted once)",
+            f"  granted             {summary['granted']:>7}  (expected {summary['expected_granted']})",
+            f"  denied              {summary['denied']:>7}",
+            f"  decisions off-script{summary['decisions_mismatched']:>7}",
+            f"  events emitted      {summary['events_emitted']:>7}",
+            f"  events stored       {summary['events_stored']:>7}",
+            f"  events lost         {summary['events_lost']:>7}",
+            f"  events duplicated   {summary['events_duplicated']:>7}",
+            f"  chaos events        {summary['chaos_events']:>7}",
+            f"  verdict: {'every event reached central exactly once' if ok else 'EVENTS MISSING'}",
+        ]
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:

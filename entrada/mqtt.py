@@ -128,8 +128,9 @@ class MqttLink:
         return self._epoch
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"mqtt-{self.client_id}",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"mqtt-{self.client_id}", daemon=True
+        )
         self._thread.start()
 
     def publish(
@@ -143,8 +144,7 @@ class MqttLink:
         """Hand a message to paho; False (and nothing queued) while disconnected."""
         if not self._connected:
             return False
-        info = self._client.publish(topic, payload, qos=qos, retain=retain,
-                                    properties=properties)
+        info = self._client.publish(topic, payload, qos=qos, retain=retain, properties=properties)
         return info.rc == MQTTErrorCode.MQTT_ERR_SUCCESS
 
     def subscribe(self, topic: str, qos: int = 1) -> None:
@@ -196,8 +196,13 @@ class MqttLink:
                         break
             except (OSError, ValueError, paho.WebsocketConnectionError) as err:
                 if not self._outage_logged:
-                    logger.warning("mqtt %s: cannot reach %s:%d: %s", self.client_id,
-                                   self.cfg.host, self.cfg.port, err)
+                    logger.warning(
+                        "mqtt %s: cannot reach %s:%d: %s",
+                        self.client_id,
+                        self.cfg.host,
+                        self.cfg.port,
+                        err,
+                    )
                     self._outage_logged = True
             if self._connected:
                 self._set_down("connection lost")
@@ -220,8 +225,9 @@ class MqttLink:
 
     # ------------------------------------------------------------ paho callbacks
 
-    def _handle_connect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                        properties: Any) -> None:
+    def _handle_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         if reason.is_failure:
             logger.error("mqtt %s: connection refused: %s", self.client_id, reason)
             return
@@ -232,12 +238,12 @@ class MqttLink:
             logger.info("mqtt %s: connected again", self.client_id)
             self._outage_logged = False
         else:
-            logger.info("mqtt %s: connected to %s:%d", self.client_id, self.cfg.host,
-                        self.cfg.port)
+            logger.info("mqtt %s: connected to %s:%d", self.client_id, self.cfg.host, self.cfg.port)
         self._on_event(LinkUp(self._epoch, bool(flags.session_present)))
 
-    def _handle_disconnect(self, client: paho.Client, userdata: Any, flags: Any, reason: Any,
-                           properties: Any) -> None:
+    def _handle_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
         self._disconnected.set()
         if self._connected:
             if not self._stop.is_set() and not self._outage_logged:

@@ -114,17 +114,22 @@ class Topics:
 # ------------------------------------------------------------------------- messages
 
 
+#: Every model: unknown fields refused, no type coercion ("3" is not 3, true is not 1),
+#: no NaN or infinity (SQLite would store them as NULL and an event would vanish).
+STRICT = ConfigDict(extra="forbid", frozen=True, strict=True, allow_inf_nan=False)
+
+
 class Message(BaseModel):
     """Base of every payload: strict shape, unknown fields refused, schema version checked."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = STRICT
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1
     type: str
 
 
 class Versions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     software: str
     config: int = Field(0, ge=0)
@@ -134,9 +139,9 @@ class Versions(BaseModel):
 class Status(Message):
     """Liveness. Birth ``online`` on every connect, will ``offline`` with the same epoch.
 
-    ``epoch`` grows by one on every connect of the device and is stored on the device, so
-    a reader keeps the status with the highest epoch and a late will (older epoch) never
-    overrides a newer birth.
+    ``epoch`` is larger on every connect of the device (``max(last + 1, unix time)``, kept
+    on the device), so a reader keeps the status with the highest epoch and a late will
+    (older epoch) never overrides a newer birth.
     """
 
     type: Literal["status"] = "status"
@@ -154,7 +159,7 @@ class Event(BaseModel):
     """One durable event. ``(device, stream, seq)`` is its identity at central; ``id`` is
     unique at birth. ``seq`` starts at 1 and has no gaps within a stream."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     id: str = Field(pattern=r"^[0-9a-f]{32}$")
     stream: StreamName
@@ -194,7 +199,7 @@ class CatalogRequest(Message):
 
 
 class WristbandData(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     status: Literal["active", "blocked", "lost", "expired"] = "active"
     holder: str | None = Field(None, max_length=200)
@@ -204,7 +209,7 @@ class WristbandData(BaseModel):
 class CatalogChange(BaseModel):
     """One entry of the catalog change log. ``upsert`` carries the full new row."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = STRICT
 
     version: int = Field(ge=1)
     entity: Literal["wristband"]

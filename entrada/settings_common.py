@@ -23,7 +23,10 @@ class MqttSection(Section):
     tls_ca: Path | None = option(None, "CA certificate file; when set, TLS is used.")
     keepalive: int = option(15, "MQTT keepalive.", unit="s", ge=5, le=600)
     session_expiry: int = option(
-        3600, "How long the broker keeps the session while disconnected.", unit="s", ge=0,
+        3600,
+        "How long the broker keeps the session while disconnected.",
+        unit="s",
+        ge=0,
         le=604800,
     )
     reconnect_min: float = option(0.2, "First reconnect delay.", unit="s", ge=0.05, le=60)

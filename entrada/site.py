@@ -16,7 +16,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -69,9 +69,9 @@ class Site:
     # ------------------------------------------------------------------ configs
 
     def central_db(self) -> Path:
-        from central.service import load_central_config, store_path
+        from central.service import db_path, load_central_config
 
-        return store_path(load_central_config(self.central_config))
+        return db_path(load_central_config(self.central_config))
 
     def gate_db(self, gate_id: str) -> Path:
         return self.workdir / gate_id / "device.db"
@@ -100,10 +100,12 @@ class Site:
                 },
                 "mqtt": mqtt,
                 "outbox": {"ack_timeout": 2.0, "backoff_max": 5.0},
-                "gate": {"direction": g.direction, "debounce": self.debounce,
-                         "relay_pulse": self.relay_pulse},
-                "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim",
-                            "buttons": "sim"},
+                "gate": {
+                    "direction": g.direction,
+                    "debounce": self.debounce,
+                    "relay_pulse": self.relay_pulse,
+                },
+                "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"},
                 "log": {"level": self.log_level},
             }
             self.gate_config(g.id).write_text(tomli_w.dumps(doc))
@@ -124,12 +126,17 @@ class Site:
         )
 
     def start(self) -> None:
-        """Broker, central, then every gate; returns when all are ready."""
-        self.write_configs()
-        self.broker.start()
-        self.start_central()
-        for g in self.gates:
-            self.start_gate(g.id)
+        """Broker, central, then every gate; returns when all are ready. On failure
+        everything already started is stopped again (no broker left behind)."""
+        try:
+            self.write_configs()
+            self.broker.start()
+            self.start_central()
+            for g in self.gates:
+                self.start_gate(g.id)
+        except BaseException:
+            self.stop()
+            raise
 
     def start_central(self) -> None:
         self._spawn("central", ["central", "--config", str(self.central_config)])
@@ -161,8 +168,10 @@ class Site:
                 return
             for name, proc in self.procs.items():
                 if proc.poll() is not None and proc.returncode not in (0, -9):
-                    raise EntradaError(f"{name} exited with {proc.returncode}; see "
-                                       f"{self.log_dir / (name + '.log')}")
+                    raise EntradaError(
+                        f"{name} exited with {proc.returncode}; see "
+                        f"{self.log_dir / (name + '.log')}"
+                    )
             time.sleep(0.05)
         raise EntradaError(f"timed out waiting for {what}")
 
@@ -209,10 +218,10 @@ class Site:
         if not reply.get("ok"):
             raise EntradaError(f"tap refused by {gate_id}: {reply.get('error')}")
 
-    def seed_catalog(self, rows: list[tuple[str, str, str | None]]) -> int:
+    def seed_catalog(self, rows: Sequence[tuple[str, str, str | None]]) -> int:
         from central.admin import set_wristbands
 
-        return int(set_wristbands(self.central_db(), rows))
+        return int(set_wristbands(self.central_db(), list(rows)))
 
     # ----------------------------------------------------------------- reading
 
@@ -243,8 +252,11 @@ class Site:
 
     def wait_drained(self, timeout: float = 60) -> bool:
         try:
-            self._wait(lambda: all(self.gate_state(g.id)["outbox"] == 0 for g in self.gates),
-                       timeout, "outboxes to drain")
+            self._wait(
+                lambda: all(self.gate_state(g.id)["outbox"] == 0 for g in self.gates),
+                timeout,
+                "outboxes to drain",
+            )
         except EntradaError:
             return False
         return True
@@ -253,12 +265,12 @@ class Site:
         """Every event central stored for this site's gates."""
         conn = _ro(self.central_db())
         try:
-            rows = conn.execute("SELECT device, stream, seq, kind, data FROM events").fetchall()
+            rows = conn.execute("SELECT device, stream, seq, kind, ts, data FROM events").fetchall()
         finally:
             conn.close()
         return [
-            {"device": d, "stream": s, "seq": q, "kind": k, "data": json.loads(data)}
-            for d, s, q, k, data in rows
+            {"device": d, "stream": s, "seq": q, "kind": k, "ts": ts, "data": json.loads(data)}
+            for d, s, q, k, ts, data in rows
         ]
 
     def ledger(self) -> dict[str, int]:

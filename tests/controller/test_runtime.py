@@ -29,14 +29,21 @@ def broker(tmp_path):
 
 
 def device_config(tmp_path, port):
-    return DeviceConfig.model_validate({
-        "device": {"id": "gate-1", "site": "t", "role": "gate",
-                   "data_dir": str(tmp_path / "gate"), "run_dir": str(tmp_path / "run")},
-        "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
-        "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
-        "gate": {"debounce": 1.0, "relay_pulse": 0.2},
-        "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"},
-    })
+    return DeviceConfig.model_validate(
+        {
+            "device": {
+                "id": "gate-1",
+                "site": "t",
+                "role": "gate",
+                "data_dir": str(tmp_path / "gate"),
+                "run_dir": str(tmp_path / "run"),
+            },
+            "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
+            "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
+            "gate": {"debounce": 1.0, "relay_pulse": 0.2},
+            "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"},
+        }
+    )
 
 
 class Peer:
@@ -85,20 +92,26 @@ def running(tmp_path, broker):
 
 def seed(peer, rt, statuses):
     changes = [
-        protocol.CatalogChange(version=i + 1, entity="wristband", op="upsert", key=uid,
-                               data=protocol.WristbandData(status=s))
+        protocol.CatalogChange(
+            version=i + 1,
+            entity="wristband",
+            op="upsert",
+            key=uid,
+            data=protocol.WristbandData(status=s),
+        )
         for i, (uid, s) in enumerate(statuses.items())
     ]
     topics = rt.topics
     peer.next("catalog/req")
-    page = protocol.CatalogPage(from_version=0, to_version=len(changes), head=len(changes),
-                                changes=changes)
+    page = protocol.CatalogPage(
+        from_version=0, to_version=len(changes), head=len(changes), changes=changes
+    )
     peer.publish(topics.catalog_page("gate-1"), protocol.encode(page))
     assert wait_until(lambda: rt.store.catalog_version == len(changes), 5)
 
 
 def test_birth_is_retained_with_epoch(running):
-    rt, _drivers, peer = running
+    _rt, _drivers, peer = running
     _topic, payload, _retain = peer.next("gate-1/status")
     status = protocol.decode(protocol.Status, payload)
     assert status.state == "online" and status.epoch >= 1
@@ -112,7 +125,8 @@ def test_tap_grants_pulses_and_publishes_event(running):
     _t, payload, _r = peer.next("gate-1/events")
     batch = protocol.decode(protocol.EventBatch, payload)
     assert [(e.kind, e.data["uid"], e.data["outcome"]) for e in batch.events] == [
-        ("gate.passage", UID, "granted")]
+        ("gate.passage", UID, "granted")
+    ]
     assert drivers.relay.pulses == [0.2]
 
 
@@ -141,16 +155,27 @@ def test_gate_admits_while_broker_is_down(running, broker):
 
 @pytest.mark.parametrize(
     "payload",
-    [b"", b"\xff\xfe", b"not json", b"[1,2]", b'{"v":2,"type":"ack"}',
-     b'{"v":1,"type":"ack","device":"gate-1","streams":{"x":-1},"ts":0}',
-     b'{"v":1,"type":"ack","device":"other","streams":{},"ts":0}',
-     b"{" * 100_000, b"x" * 2_000_000],
+    [
+        b"",
+        b"\xff\xfe",
+        b"not json",
+        b"[1,2]",
+        b'{"v":2,"type":"ack"}',
+        b'{"v":1,"type":"ack","device":"gate-1","streams":{"x":-1},"ts":0}',
+        b'{"v":1,"type":"ack","device":"other","streams":{},"ts":0}',
+        b"{" * 100_000,
+        b"x" * 2_000_000,
+    ],
 )
 def test_bad_payloads_on_every_topic_are_rejected_and_the_gate_keeps_working(running, payload):
     rt, drivers, peer = running
     seed(peer, rt, {UID: "active"})
-    for topic in (rt.topics.ack("gate-1"), rt.topics.catalog_page("gate-1"),
-                  rt.topics.catalog_head, rt.topics.status("gate-1")):
+    for topic in (
+        rt.topics.ack("gate-1"),
+        rt.topics.catalog_page("gate-1"),
+        rt.topics.catalog_head,
+        rt.topics.status("gate-1"),
+    ):
         peer.publish(topic, payload)
     assert wait_until(lambda: rt.counters.rejected_messages >= 3, 5)
     drivers.rfid.inject(UID)

@@ -14,8 +14,9 @@ def store(tmp_path):
 
 
 def upsert(version, uid, status="active"):
-    return CatalogChange(version=version, entity="wristband", op="upsert", key=uid,
-                         data=WristbandData(status=status))
+    return CatalogChange(
+        version=version, entity="wristband", op="upsert", key=uid, data=WristbandData(status=status)
+    )
 
 
 def test_new_store_is_reported_missing_and_empty(store):
@@ -26,9 +27,12 @@ def test_new_store_is_reported_missing_and_empty(store):
 
 def test_catalog_page_applies_in_order(store):
     store.apply_catalog(
-        [upsert(1, "04AA0001"), upsert(2, "04AA0002"),
-         CatalogChange(version=3, entity="wristband", op="delete", key="04AA0001"),
-         upsert(4, "04AA0002", "blocked")],
+        [
+            upsert(1, "04AA0001"),
+            upsert(2, "04AA0002"),
+            CatalogChange(version=3, entity="wristband", op="delete", key="04AA0001"),
+            upsert(4, "04AA0002", "blocked"),
+        ],
         to_version=4,
     )
     assert store.catalog_version == 4
@@ -100,8 +104,7 @@ def test_corrupt_file_is_rebuilt_and_outbox_salvaged(tmp_path):
     s2 = DeviceStore(path)
     assert s2.rebuilt_reason is not None and s2.rebuilt_reason.startswith("corrupt")
     assert s2.catalog_version == 0  # catalog comes again from central
-    assert [r.data for r in s2.outbox_after(old_stream, 0, 10)] == [
-        '{"i":0}', '{"i":1}', '{"i":2}']
+    assert [r.data for r in s2.outbox_after(old_stream, 0, 10)] == ['{"i":0}', '{"i":1}', '{"i":2}']
     assert s2.stream_name("gate") != old_stream  # new numbers never collide with old ones
     assert list(tmp_path.glob("d.db.corrupt-*"))
     s2.close()

@@ -1,0 +1,519 @@
+"""The central service: ingest events, keep the device registry, serve the catalog.
+
+Threads (and nothing else):
+
+- the **owner thread** (``central-owner``) opens the store, owns it and the service's
+  state, and does all the work: it drains the inbox in batches, stores every event of a
+  batch in ONE durable transaction, only THEN publishes each affected device's retained
+  :class:`~entrada.protocol.Ack` (its watermarks), applies statuses, answers catalog
+  requests, republishes the catalog head when it changes, and pets the systemd watchdog;
+- the **MQTT network thread** of :class:`~entrada.mqtt.MqttLink` only puts
+  ``LinkUp``/``LinkDown``/``Incoming`` on the bounded inbox. When the inbox is full it
+  waits, which stops reading from the socket: back-pressure reaches the broker instead of
+  messages being dropped.
+
+Zero loss does not rest on the broker: an event is acknowledged only after it is
+committed, and a device re-sends what is not acknowledged. The persistent session
+(``clean_start=False``) only saves those re-sends after a central restart. Anything that
+fails to decode is logged (throttled) and, for events, quarantined; it never stops the loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+
+from sdnotify import SystemdNotifier
+
+from central.catalog import HeadPublisher, answer_request
+from central.ingest import DecodedBatch, ThrottledLog, decode_events
+from central.settings import CentralConfig
+from central.store import DeviceBatch, Storage, open_storage
+from entrada import config as entrada_config
+from entrada.codes import Rejection
+from entrada.errors import ConfigError, EntradaError, ProtocolError, StoreError
+from entrada.logutil import configure as configure_logging
+from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink
+from entrada.protocol import Ack, Status, Topics, decode, encode, rejection_code
+
+logger = logging.getLogger(__name__)
+
+#: Most messages waiting for the owner thread (about 40 MB of 200-event batches).
+INBOX_MAX = 2000
+#: Longest the owner thread blocks on an empty inbox (paces head checks and watchdog).
+POLL_INTERVAL = 0.1
+#: How often the store's catalog head is compared with the published one.
+HEAD_CHECK_INTERVAL = 0.5
+DB_FILE = "central.sqlite"
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+def db_path(cfg: CentralConfig) -> Path:
+    """Where the central store of this config lives."""
+    return cfg.central.data_dir / DB_FILE
+
+
+def load_central_config(path: str | Path) -> CentralConfig:
+    """Read and validate a central config file (ConfigError lists every problem)."""
+    return entrada_config.load(path, CentralConfig)
+
+
+@dataclass
+class Stats:
+    """Counters kept by the owner thread (read them from anywhere for monitoring)."""
+
+    batches: int = 0
+    events_stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    payloads_refused: int = 0
+    acks_published: int = 0
+    statuses_applied: int = 0
+    statuses_ignored: int = 0
+    pages_served: int = 0
+    store_failures: int = 0
+
+
+@dataclass
+class _Work:
+    """One drained batch of the inbox, decoded."""
+
+    events: list[DecodedBatch] = field(default_factory=list)
+    statuses: list[tuple[Status, bool]] = field(default_factory=list)
+    catalog_requests: list[tuple[str, bytes]] = field(default_factory=list)
+    n_events: int = 0
+
+
+class _Systemd:
+    """READY/WATCHDOG/STOPPING notifications; silent when not run by systemd."""
+
+    def __init__(self) -> None:
+        self._notifier = SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
+        self.watchdog: float | None = None
+        usec = os.environ.get("WATCHDOG_USEC", "")
+        pid = os.environ.get("WATCHDOG_PID", "")
+        if self._notifier and usec.isdigit() and int(usec) > 0 and pid in ("", str(os.getpid())):
+            self.watchdog = int(usec) / 2_000_000  # pet twice per period
+        self._next_pet = 0.0
+
+    def notify(self, state: str) -> None:
+        if self._notifier is not None:
+            self._notifier.notify(state)
+
+    def pet(self, mono: float) -> None:
+        if self.watchdog is not None and mono >= self._next_pet:
+            self.notify("WATCHDOG=1")
+            self._next_pet = mono + self.watchdog
+
+    def close(self) -> None:
+        sock = getattr(self._notifier, "socket", None)
+        if sock is not None:
+            sock.close()
+
+
+class CentralService:
+    """The site's central service; ``start()`` and ``stop()`` may be repeated."""
+
+    def __init__(self, cfg: CentralConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.topics = Topics(cfg.central.site)
+        self.db_path = db_path(cfg)
+        self.stats = Stats()
+        self._clock = clock
+        self._thread: threading.Thread | None = None
+        self._inbox: queue.Queue[object] = queue.Queue(INBOX_MAX)
+        self._stop = threading.Event()
+        self._opened = threading.Event()
+        self._connected = threading.Event()
+        self._error: BaseException | None = None
+        self._refused = ThrottledLog(logger)  # owner thread only
+        self._full = ThrottledLog(logger)  # MQTT network thread only
+        self._heads = HeadPublisher(self.topics, HEAD_CHECK_INTERVAL)
+        self._states: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def error(self) -> BaseException | None:
+        """Why the owner thread ended, if it ended on an error."""
+        return self._error
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    def start(self, timeout: float = 30.0) -> None:
+        """Open the store and start the owner thread. Raises StoreError if the store cannot
+        be opened (EntradaError for any other start failure). Returns before the broker
+        is reached (see :meth:`wait_ready`)."""
+        if self.running:
+            raise EntradaError("central service already running")
+        self._stop.clear()
+        self._opened.clear()
+        self._connected.clear()
+        self._error = None
+        self._inbox = queue.Queue(INBOX_MAX)
+        self._heads.reset()
+        self._thread = threading.Thread(target=self._run, name="central-owner", daemon=True)
+        self._thread.start()
+        if not self._opened.wait(timeout):
+            raise StoreError(f"central store {self.db_path} not opened within {timeout} s")
+        if self._error is not None:
+            self._thread.join(timeout)
+            error = StoreError if isinstance(self._error, StoreError) else EntradaError
+            raise error(f"central did not start: {self._error}") from self._error
+
+    def wait_ready(self, timeout: float) -> bool:
+        """True once the store is open and the broker connection is up (subscriptions
+        sent); False on timeout or if the service is not running."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._connected.is_set():
+                return self.running
+            if not self.running:
+                return False
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self._connected.wait(min(0.05, left))
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop cleanly: disconnect, store what is already received, close the store."""
+        thread = self._thread
+        if thread is None:
+            return
+        self._stop.set()
+        thread.join(timeout)
+        if thread.is_alive():
+            logger.error("central owner thread did not stop within %.1f s", timeout)
+        self._thread = None
+
+    # -------------------------------------------------------------- link side
+
+    def _enqueue(self, item: object) -> None:
+        """Called on the MQTT network thread: hand over, waiting while the inbox is full."""
+        while True:
+            try:
+                self._inbox.put(item, timeout=0.5)
+                return
+            except queue.Full:
+                if self._stop.is_set():
+                    return  # shutting down: the device re-sends what is not acknowledged
+                self._full.warning(
+                    "full", "central inbox full (%d): holding back the broker", INBOX_MAX
+                )
+
+    # ------------------------------------------------------------ owner thread
+
+    def _run(self) -> None:
+        systemd = _Systemd()
+        try:
+            store = open_storage(self.cfg.central.store, self.db_path, self.cfg.ingest.synchronous)
+        except StoreError as err:
+            logger.error("%s", err)
+            self._error = err
+            self._opened.set()
+            systemd.close()
+            return
+        link: MqttLink | None = None
+        try:
+            link = MqttLink(
+                self.cfg.central.client_id,
+                self.cfg.mqtt,
+                self._enqueue,
+                [
+                    (self.topics.all_devices("events"), 1),
+                    (self.topics.all_devices("status"), 1),
+                    (self.topics.all_devices("catalog/req"), 1),
+                ],
+                clean_start=False,
+            )
+            self._states = {d.device: d.state for d in store.devices()}
+            link.start()
+            self._opened.set()
+            logger.info(
+                "central %s: store %s, broker %s:%d",
+                self.topics.site,
+                self.db_path,
+                self.cfg.mqtt.host,
+                self.cfg.mqtt.port,
+            )
+            systemd.notify("READY=1")
+            self._loop(store, link, systemd)
+        except Exception as err:  # crash barrier: log it, end the thread, let systemd restart
+            logger.exception("central owner thread failed")
+            self._error = err
+        finally:
+            systemd.notify("STOPPING=1")
+            self._shutdown(store, link)
+            systemd.close()
+            self._opened.set()
+
+    def _loop(self, store: Storage, link: MqttLink, systemd: _Systemd) -> None:
+        while not self._stop.is_set():
+            work = self._drain()
+            if work is not None:
+                self._process(work, store, link)
+            mono = time.monotonic()
+            try:
+                self._heads.check(store, link.publish, self._clock(), mono)
+            except StoreError as err:
+                self._refused.warning("head", "cannot read the catalog head: %s", err)
+            systemd.pet(mono)
+
+    def _shutdown(self, store: Storage, link: MqttLink | None) -> None:
+        """Each step on its own: a failing one must not skip the others."""
+        try:
+            if link is not None:
+                link.stop()
+        finally:
+            try:
+                leftover = self._drain_nowait()
+                if leftover is not None and link is not None:
+                    self._process(leftover, store, link)
+            except StoreError as err:
+                logger.error("could not store the last received events: %s", err)
+            finally:
+                store.close()
+                self._connected.clear()
+                logger.info("central stopped")
+
+    # --------------------------------------------------------------- draining
+
+    def _drain(self) -> _Work | None:
+        """First item blocking (briefly), then more until ``batch_max`` events: waiting for
+        them at most ``batch_window``, and taking what is already queued without waiting."""
+        try:
+            first = self._inbox.get(timeout=POLL_INTERVAL)
+        except queue.Empty:
+            return None
+        work = _Work()
+        self._take(first, work)
+        deadline = time.monotonic() + self.cfg.ingest.batch_window
+        while work.n_events < self.cfg.ingest.batch_max:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining > 0:
+                    item = self._inbox.get(timeout=remaining)
+                else:
+                    item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            self._take(item, work)
+        return work
+
+    def _drain_nowait(self) -> _Work | None:
+        work = _Work()
+        while True:
+            try:
+                self._take(self._inbox.get_nowait(), work)
+            except queue.Empty:
+                break
+        return work if work.events or work.statuses else None
+
+    def _take(self, item: object, work: _Work) -> None:
+        if isinstance(item, Incoming):
+            self._classify(item, work)
+        elif isinstance(item, LinkUp):
+            self._connected.set()
+            self._heads.reset()  # the broker may have lost the retained head
+        elif isinstance(item, LinkDown):
+            self._connected.clear()
+
+    def _classify(self, msg: Incoming, work: _Work) -> None:
+        parsed = self.topics.parse_device_topic(msg.topic)
+        if parsed is None:
+            self._refused.warning(("topic",), "message on unexpected topic %s", msg.topic)
+            return
+        device, leaf = parsed
+        if leaf == "events":
+            decoded = decode_events(device, msg.topic, msg.payload)
+            work.events.append(decoded)
+            work.n_events += len(decoded.events) + len(decoded.quarantined)
+        elif leaf == "status":
+            self._classify_status(device, msg, work)
+        elif leaf == "catalog/req":
+            work.catalog_requests.append((device, msg.payload))
+        else:
+            self._refused.warning(("topic",), "message on unexpected topic %s", msg.topic)
+
+    def _classify_status(self, device: str, msg: Incoming, work: _Work) -> None:
+        if not msg.payload:
+            logger.debug("status of %s cleared", device)  # retained status deleted
+            return
+        try:
+            status = decode(Status, msg.payload)
+        except ProtocolError as err:
+            self._refuse("status", device, rejection_code(err), str(err))
+            return
+        if status.device != device:
+            self._refuse(
+                "status",
+                device,
+                Rejection.WRONG_DEVICE,
+                f"status of {status.device!r} on the topic of {device!r}",
+            )
+            return
+        work.statuses.append((status, msg.retain))
+
+    def _refuse(self, leaf: str, device: str, code: str, reason: str) -> None:
+        self.stats.payloads_refused += 1
+        self._refused.warning(
+            (leaf, code), "%s from %s refused [%s]: %s", leaf, device, code, reason
+        )
+
+    # ------------------------------------------------------------- processing
+
+    def _process(self, work: _Work, store: Storage, link: MqttLink) -> None:
+        now = self._clock()
+        if work.events:
+            self._store_and_ack(work.events, store, link, now)
+        for status, retained in work.statuses:
+            self._apply_status(status, retained, store, now)
+        for device, payload in work.catalog_requests:
+            self._serve_catalog(device, payload, store, link)
+
+    def _store_and_ack(
+        self, decoded: list[DecodedBatch], store: Storage, link: MqttLink, now: float
+    ) -> None:
+        for d in decoded:
+            if d.rejected is not None:
+                self._refuse("events", d.device, *d.rejected)
+            for q in d.quarantined if d.rejected is None else ():
+                self._refused.warning(
+                    ("event", q.code),
+                    "event %s/%s of %s quarantined [%s]: %s",
+                    q.stream,
+                    q.seq,
+                    d.device,
+                    q.code,
+                    q.reason,
+                )
+        try:
+            results = store.store_batches(
+                [DeviceBatch(d.device, d.events, d.quarantined) for d in decoded], now
+            )
+        except StoreError as err:
+            # Nothing is acknowledged, so the devices re-send: nothing is lost.
+            self.stats.store_failures += 1
+            self._refused.error(
+                ("store",), "storing %d events failed: %s", sum(len(d.events) for d in decoded), err
+            )
+            return
+        self.stats.batches += 1
+        for r in results.values():
+            self.stats.events_stored += r.stored_new
+            self.stats.duplicates += r.duplicates
+        self.stats.quarantined += sum(len(d.quarantined) for d in decoded)
+        # Committed: now acknowledge every device that sent events, changed or not (a
+        # device re-sending duplicates has missed our last ack and needs it again).
+        for device in dict.fromkeys(d.device for d in decoded if d.rejected is None):
+            try:
+                ack = Ack(device=device, streams=store.watermarks(device), ts=now)
+            except StoreError as err:  # not acknowledged: the device re-sends
+                self._refused.error(("store",), "reading watermarks failed: %s", err)
+                continue
+            if link.publish(self.topics.ack(device), encode(ack), qos=1, retain=True):
+                self.stats.acks_published += 1
+
+    def _apply_status(self, status: Status, retained: bool, store: Storage, now: float) -> None:
+        try:
+            accepted = store.apply_status(status, now, seen=not retained)
+        except StoreError as err:
+            self._refused.error(
+                ("store",), "storing the status of %s failed: %s", status.device, err
+            )
+            return
+        if not accepted:
+            self.stats.statuses_ignored += 1
+            logger.debug(
+                "status %s epoch %d of %s ignored (older)",
+                status.state,
+                status.epoch,
+                status.device,
+            )
+            return
+        self.stats.statuses_applied += 1
+        if self._states.get(status.device) != status.state:
+            self._states[status.device] = status.state
+            logger.info(
+                "device %s %s (epoch %d, %s)",
+                status.device,
+                status.state,
+                status.epoch,
+                status.role,
+            )
+
+    def _serve_catalog(self, device: str, payload: bytes, store: Storage, link: MqttLink) -> None:
+        try:
+            topic, body, page = answer_request(
+                store, self.topics, device, payload, self.cfg.catalog.page_size
+            )
+        except ProtocolError as err:
+            self._refuse("catalog/req", device, rejection_code(err), str(err))
+            return
+        except StoreError as err:
+            self._refused.warning(("store",), "reading the catalog failed: %s", err)
+            return
+        if link.publish(topic, body, qos=1, retain=False):
+            self.stats.pages_served += 1
+            logger.debug(
+                "catalog page (%d, %d] of %d to %s",
+                page.from_version,
+                page.to_version,
+                page.head,
+                device,
+            )
+
+
+# ------------------------------------------------------------------ entry point
+
+
+def run_central(config_path: str) -> int:
+    """Run the central service until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 failure,
+    2 invalid config (every error printed to stderr)."""
+    try:
+        cfg = load_central_config(config_path)
+    except ConfigError as err:
+        sys.stderr.write(f"{err}\n")
+        return EXIT_CONFIG
+    configure_logging(cfg.log.level)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    previous = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    service = CentralService(cfg)
+    try:
+        try:
+            service.start()
+        except EntradaError as err:
+            logger.error("%s", err)
+            return EXIT_FAILURE
+        while not stop.wait(0.5):
+            if not service.running:
+                break
+        service.stop()
+        return EXIT_FAILURE if service.error is not None else 0
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
