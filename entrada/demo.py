@@ -257,11 +257,19 @@ def run_demo(args: argparse.Namespace) -> int:
         args.keep = args.workdir is not None
     demo = Demo(args)
 
+    interrupted = threading.Event()
+
     def on_signal(signum: int, _frame: FrameType | None) -> None:
+        # First Ctrl-C or SIGTERM: unwind to the clean stop below. Later ones are ignored
+        # so the site is never left half stopped. Installed explicitly for SIGINT too: a
+        # shell starting us in the background may have set SIGINT to "ignore".
         demo.stop.set()
-        raise KeyboardInterrupt
+        if not interrupted.is_set():
+            interrupted.set()
+            raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         summary = demo.run()
     except KeyboardInterrupt:
