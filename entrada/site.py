@@ -157,6 +157,18 @@ class Site:
         if client is not None:
             client.close()
 
+    def terminate(self, name: str, timeout: float = 15) -> int | None:
+        """SIGTERM a daemon and wait for its clean stop; returns its exit code."""
+        proc = self.procs.get(name)
+        client = self._clients.pop(name, None)
+        if client is not None:
+            client.close()
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        return proc.wait(timeout=timeout)
+
     def alive(self, name: str) -> bool:
         proc = self.procs.get(name)
         return proc is not None and proc.poll() is None
