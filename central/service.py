@@ -43,7 +43,7 @@ from entrada.codes import Rejection
 from entrada.errors import ConfigError, EntradaError, ProtocolError, StoreError
 from entrada.logutil import configure as configure_logging
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink
-from entrada.protocol import Ack, Status, Topics, decode, encode, rejection_code
+from entrada.protocol import Ack, CatalogHead, Status, Topics, decode, encode, rejection_code
 
 logger = logging.getLogger(__name__)
 
@@ -239,6 +239,7 @@ class CentralService:
                     (self.topics.all_devices("events"), 1),
                     (self.topics.all_devices("status"), 1),
                     (self.topics.all_devices("catalog/req"), 1),
+                    (self.topics.catalog_head, 1),
                 ],
                 clean_start=False,
             )
@@ -335,6 +336,9 @@ class CentralService:
             self._connected.clear()
 
     def _classify(self, msg: Incoming, work: _Work) -> None:
+        if msg.topic == self.topics.catalog_head:
+            self._check_head(msg.payload)
+            return
         parsed = self.topics.parse_device_topic(msg.topic)
         if parsed is None:
             self._refused.warning(("topic",), "message on unexpected topic %s", msg.topic)
@@ -350,6 +354,19 @@ class CentralService:
             work.catalog_requests.append((device, msg.payload))
         else:
             self._refused.warning(("topic",), "message on unexpected topic %s", msg.topic)
+
+    def _check_head(self, payload: bytes) -> None:
+        """Our own retained head coming back: if someone overwrote or cleared it, put the
+        store's head back at the next check (devices trust this topic to catch up)."""
+        try:
+            seen: int | None = decode(CatalogHead, payload).version
+        except ProtocolError:
+            seen = None
+        if seen != self._heads.published:
+            self._refused.warning(
+                ("head",), "retained catalog head was changed to %r; restoring it", seen
+            )
+            self._heads.reset()
 
     def _classify_status(self, device: str, msg: Incoming, work: _Work) -> None:
         if not msg.payload:

@@ -14,6 +14,7 @@ Watermarks are advanced in the same transaction as the events (see :meth:`_advan
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import sqlite3
@@ -63,10 +64,13 @@ CREATE TABLE IF NOT EXISTS streams (
 CREATE TABLE IF NOT EXISTS quarantine (
     id INTEGER PRIMARY KEY, device TEXT, stream TEXT, seq INTEGER,
     topic TEXT NOT NULL, payload BLOB NOT NULL, code TEXT NOT NULL, reason TEXT NOT NULL,
-    received_at REAL NOT NULL
+    received_at REAL NOT NULL, digest TEXT
 );
 CREATE UNIQUE INDEX IF NOT EXISTS quarantine_event
     ON quarantine (device, stream, seq) WHERE seq IS NOT NULL;
+-- A payload refused whole cannot be acknowledged, so its sender re-sends it: keep one copy.
+CREATE UNIQUE INDEX IF NOT EXISTS quarantine_payload
+    ON quarantine (topic, digest) WHERE seq IS NULL;
 CREATE TABLE IF NOT EXISTS devices (
     device TEXT PRIMARY KEY, role TEXT, state TEXT NOT NULL, epoch INTEGER NOT NULL,
     versions TEXT, outbox_depth INTEGER NOT NULL DEFAULT 0, faults TEXT NOT NULL DEFAULT '[]',
@@ -261,9 +265,19 @@ class SqliteStorage:
         if records:
             c.executemany(
                 "INSERT OR IGNORE INTO quarantine (device, stream, seq, topic, payload, code, "
-                "reason, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "reason, received_at, digest) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (q.device, q.stream, q.seq, q.topic, q.payload, q.code, q.reason, now)
+                    (
+                        q.device,
+                        q.stream,
+                        q.seq,
+                        q.topic,
+                        q.payload,
+                        q.code,
+                        q.reason,
+                        now,
+                        hashlib.sha256(q.payload).hexdigest(),
+                    )
                     for q in records
                 ],
             )

@@ -363,3 +363,29 @@ def test_systemd_ready_watchdog_stopping(tmp_path, central_cfg, monkeypatch, wai
         service.stop()
     wait_for(lambda: received("STOPPING=1"))
     sock.close()
+
+
+def test_a_payload_refused_whole_is_quarantined_once_however_often_it_comes(
+    central, device_factory, read_store, event, wait_for
+):
+    gate = device_factory("gate-1")
+    for _ in range(5):
+        gate.send_raw("events", b'{"v":1,"type":"events","device":"gate-1","events":"no"}')
+    gate.send([event("gate", 1)])  # a good batch after them: all five were handled
+    wait_for(lambda: gate.acked("gate") == 1)
+    assert read_store().count_quarantined("gate-1") == 1
+
+
+def test_an_overwritten_catalog_head_is_put_back(central, client_factory, topics, wait_for):
+    reader = client_factory("head-reader")
+    reader.subscribe(topics.catalog_head)
+    first = wait_for(lambda: reader.last_json(topics.catalog_head))
+    vandal = client_factory("vandal")
+    vandal.publish(
+        topics.catalog_head, b'{"v":1,"type":"catalog_head","version":999,"ts":0}', retain=True
+    )
+    wait_for(lambda: (reader.last_json(topics.catalog_head) or {}).get("version") == 999)
+    restored = wait_for(
+        lambda: (h := reader.last_json(topics.catalog_head)) and h["version"] != 999 and h
+    )
+    assert restored["version"] == first["version"]
