@@ -228,14 +228,24 @@ class DeviceRuntime:
 
     def _carry_out(self, reaction: Reaction) -> None:
         emits: list[Emit] = []
+        relay_failed = False
         for action in reaction.actions:
-            if isinstance(action, Pulse):
-                self.drivers.relay.pulse(action.seconds)
-            elif isinstance(action, Signal):
-                if self.drivers.indicator is not None:
-                    self.drivers.indicator.signal(action.outcome)
-            else:
-                emits.append(action)
+            try:
+                if isinstance(action, Pulse):
+                    self.drivers.relay.pulse(action.seconds)
+                elif isinstance(action, Signal):
+                    if self.drivers.indicator is not None:
+                        self.drivers.indicator.signal(action.outcome)
+                else:
+                    emits.append(action)
+            except DriverError as err:
+                # The decision still stands and is still recorded; the fault goes upstream.
+                logger.error("%s failed: %s", type(action).__name__.lower(), err)
+                relay_failed = relay_failed or isinstance(action, Pulse)
+        if relay_failed:
+            emits = [Emit(e.kind, {**e.data, "relay_failed": True}) for e in emits]
+        if any(isinstance(a, Pulse) for a in reaction.actions):
+            self._set_fault(Fault.RELAY_FAILED, relay_failed)
         if emits:
             now = self.clock.time()
             stream = self.store.stream_name(self.role.name)

@@ -24,6 +24,7 @@ class Fault(StrEnum):
     """A device fault reported upstream and shown on screen."""
 
     READER_DOWN = "fault.reader_down"
+    RELAY_FAILED = "fault.relay_failed"
     PRINTER_MISSING = "fault.printer_missing"
     STORE_REBUILT = "fault.store_rebuilt"
     CATALOG_EMPTY = "fault.catalog_empty"

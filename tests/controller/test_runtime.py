@@ -181,3 +181,14 @@ def test_bad_payloads_on_every_topic_are_rejected_and_the_gate_keeps_working(run
     drivers.rfid.inject(UID)
     assert wait_until(lambda: drivers.relay.pulses == [0.2], 5)
     assert rt.store.catalog_version == 1
+
+
+def test_a_stuck_relay_is_a_fault_and_the_tap_is_still_recorded(running):
+    rt, drivers, peer = running
+    seed(peer, rt, {UID: "active"})
+    drivers.relay.stuck = True
+    drivers.rfid.inject(UID)
+    _t, payload, _r = peer.next("gate-1/events")
+    event = protocol.decode(protocol.EventBatch, payload).events[0]
+    assert event.data["relay_failed"] is True
+    assert "fault.relay_failed" in rt.faults
