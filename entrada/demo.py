@@ -238,7 +238,8 @@ def render(summary: dict[str, Any]) -> str:
             "Summary",
             f"  taps                {summary['taps']:>7}  ({summary['double_taps']} double taps "
             "counted once)",
-            f"  granted             {summary['granted']:>7}  (expected {summary['expected_granted']})",
+            f"  granted             {summary['granted']:>7}  "
+            f"(expected {summary['expected_granted']})",
             f"  denied              {summary['denied']:>7}",
             f"  decisions off-script{summary['decisions_mismatched']:>7}",
             f"  events emitted      {summary['events_emitted']:>7}",
