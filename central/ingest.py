@@ -14,16 +14,13 @@ A payload on ``entrada/{site}/device/{id}/events`` is read in two steps:
    re-sending it forever. Its good neighbours are stored as usual.
 
 Everything here is pure: :func:`decode_events` returns what to store and what to
-quarantine; the service decides when. :class:`ThrottledLog` keeps a flood of bad
+quarantine; the service decides when. :class:`entrada.logutil.ThrottledLog` keeps a flood of bad
 payloads to a few log lines.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
@@ -133,59 +130,3 @@ def decode_events(topic_device: str, topic: str, payload: bytes) -> DecodedBatch
                 )
             )
     return DecodedBatch(topic_device, events, quarantined)
-
-
-class ThrottledLog:
-    """At most one log line per key and interval, with a count of what was held back.
-
-    Keys are coarse (topic leaf and rejection code), so a flood from many devices is still
-    a few lines, while each distinct problem is seen at least once. Not thread-safe: one
-    instance per thread.
-    """
-
-    MAX_KEYS = 1024
-
-    def __init__(
-        self,
-        log: logging.Logger,
-        interval: float = 10.0,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._log = log
-        self.interval = interval
-        self._clock = clock
-        self._last: dict[object, float] = {}
-        self._held: dict[object, int] = {}
-
-    def warning(self, key: object, msg: str, *args: object) -> bool:
-        """Log ``msg % args`` unless ``key`` was logged within the interval; True if logged."""
-        return self.log(logging.WARNING, key, msg, *args)
-
-    def error(self, key: object, msg: str, *args: object) -> bool:
-        return self.log(logging.ERROR, key, msg, *args)
-
-    def log(self, level: int, key: object, msg: str, *args: object) -> bool:
-        now = self._clock()
-        last = self._last.get(key)
-        if last is not None and now - last < self.interval:
-            self._held[key] = self._held.get(key, 0) + 1
-            return False
-        if len(self._last) >= self.MAX_KEYS and key not in self._last:
-            self._forget(now)
-        held = self._held.pop(key, 0)
-        if held:
-            self._log.log(level, msg + " (%d similar held back)", *args, held)
-        else:
-            self._log.log(level, msg, *args)
-        self._last[key] = now
-        return True
-
-    def _forget(self, now: float) -> None:
-        for key, last in list(self._last.items()):
-            if now - last >= self.interval:
-                del self._last[key]
-                self._held.pop(key, None)
-        if len(self._last) >= self.MAX_KEYS:  # all recent: drop the oldest
-            oldest = min(self._last, key=self._last.__getitem__)
-            del self._last[oldest]
-            self._held.pop(oldest, None)

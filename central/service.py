@@ -35,12 +35,13 @@ from types import FrameType
 from sdnotify import SystemdNotifier
 
 from central.catalog import HeadPublisher, answer_request
-from central.ingest import DecodedBatch, ThrottledLog, decode_events
+from central.ingest import DecodedBatch, decode_events
 from central.settings import CentralConfig
 from central.store import DeviceBatch, Storage, open_storage
 from entrada import config as entrada_config
 from entrada.codes import Rejection
 from entrada.errors import ConfigError, EntradaError, ProtocolError, StoreError
+from entrada.logutil import ThrottledLog
 from entrada.logutil import configure as configure_logging
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink
 from entrada.protocol import Ack, CatalogHead, Status, Topics, decode, encode, rejection_code

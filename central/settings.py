@@ -11,7 +11,9 @@ from entrada.settings_common import SITE_ID, LogSection, MqttSection
 
 class CentralSection(Section):
     site: str = SITE_ID
-    data_dir: Path = option(Path("/var/lib/entrada-central"), "Folder for the central store.")
+    data_dir: Path = option(
+        Path("/var/lib/entrada-central"), "Folder for the central store.", lax=True
+    )
     store: Literal["sqlite"] = option(
         "sqlite", "Storage backend (PostgreSQL implements the same interface later)."
     )

@@ -29,7 +29,7 @@ from drivers.registry import DriverSet
 from entrada import __version__, protocol
 from entrada.codes import Fault, Outcome
 from entrada.errors import DriverError, ProtocolError
-from entrada.logutil import RateLimited
+from entrada.logutil import ThrottledLog
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
 
 logger = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class DeviceRuntime:
         self.role = GateRole(cfg.gate, self.device_id)
         self.counters = Counters()
         self.faults: set[str] = set()
-        self._rate = RateLimited(logger)
+        self._rate = ThrottledLog(logger)
         self._stopping = False
         self._online = False
         self._epoch = 0

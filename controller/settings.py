@@ -17,10 +17,12 @@ class DeviceSection(Section):
     site: str = SITE_ID
     role: Literal["gate"] = option(..., "What the device does.")
     data_dir: Path = option(
-        Path("/var/lib/entrada"), "Folder for the device database (catalog, outbox, state)."
+        Path("/var/lib/entrada"),
+        "Folder for the device database (catalog, outbox, state).",
+        lax=True,
     )
     run_dir: Path = option(
-        Path("/run/entrada"), "Folder for runtime sockets (the simulator channel)."
+        Path("/run/entrada"), "Folder for runtime sockets (the simulator channel).", lax=True
     )
 
 

@@ -28,7 +28,7 @@ class Section(BaseModel):
     """A config table. Unknown keys are errors; values are validated, never coerced from
     the wrong kind (a string is not silently a number)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, strict=True)
 
 
 def option(
@@ -40,8 +40,10 @@ def option(
     le: float | None = None,
     pattern: str | None = None,
     example: Any = None,
+    lax: bool = False,
 ) -> Any:
-    """Declare an option with its documentation, unit and bounds."""
+    """Declare an option with its documentation, unit and bounds. Values are strict (a
+    string is not a number); ``lax`` lets a TOML string become a Path."""
     extra: dict[str, Any] = {}
     if unit:
         extra["unit"] = unit
@@ -53,6 +55,7 @@ def option(
         ge=ge,
         le=le,
         pattern=pattern,
+        strict=False if lax else None,
         json_schema_extra=extra or None,
     )
 
@@ -87,6 +90,20 @@ def _model_of(field: FieldInfo) -> type[BaseModel] | None:
     return None
 
 
+def _is_secret(model: type[BaseModel], loc: tuple[Any, ...]) -> bool:
+    """True when ``loc`` names a secret option (its value never goes into a message)."""
+    current: type[BaseModel] | None = model
+    field: FieldInfo | None = None
+    for part in loc:
+        if current is None or not isinstance(part, str):
+            break
+        field = current.model_fields.get(part)
+        if field is None:
+            return False
+        current = _model_of(field)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
 def _describe(model: type[BaseModel], err: Any) -> str:
     loc = tuple(err["loc"])
     where = ".".join(str(p) for p in loc) or "<root>"
@@ -96,7 +113,8 @@ def _describe(model: type[BaseModel], err: Any) -> str:
         tail = f" (did you mean '{hint[0]}'?)" if hint else f" (known keys: {', '.join(known)})"
         return f"{where}: unknown key{tail}"
     value = err.get("input")
-    shown = "" if isinstance(value, dict) or value is None else f" (got {value!r})"
+    secret = _is_secret(model, loc)
+    shown = "" if secret or isinstance(value, dict) or value is None else f" (got {value!r})"
     return f"{where}: {err['msg']}{shown}"
 
 

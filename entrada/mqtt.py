@@ -111,6 +111,11 @@ class MqttLink:
             client.tls_set(ca_certs=str(cfg.tls_ca))
         client.max_inflight_messages_set(100)
         client.max_queued_messages_set(max_queued)
+        # paho writes to the socket on the publishing thread when it runs no loop thread of
+        # its own; with ours, that would interleave bytes with the network thread's writes
+        # (malformed packets under load). Registering a write hook makes paho only queue:
+        # the network thread's loop() does every write.
+        client.on_socket_register_write = _only_queue
         # Callbacks before connect: a resumed session delivers at once.
         client.on_connect = self._handle_connect
         client.on_disconnect = self._handle_disconnect
@@ -263,6 +268,10 @@ class MqttLink:
                 expiry=getattr(props, "MessageExpiryInterval", None),
             )
         )
+
+
+def _only_queue(client: paho.Client, userdata: Any, sock: Any) -> None:
+    """paho's write hook: nothing to do, the network thread's select() sees pending data."""
 
 
 def _counter() -> EpochSource:

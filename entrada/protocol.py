@@ -41,7 +41,7 @@ Uid = Annotated[str, Field(pattern=r"^[0-9A-F]{8,20}$")]
 
 def valid_id(value: str) -> bool:
     """True when ``value`` may be used as a site or device id (and so as a topic level)."""
-    return bool(_ID_RE.match(value))
+    return bool(_ID_RE.fullmatch(value))
 
 
 # --------------------------------------------------------------------------- topics
@@ -279,9 +279,16 @@ def encode(message: Message) -> bytes:
     return message.model_dump_json(exclude_none=False).encode("utf-8")
 
 
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
 def decode(model: type[M], payload: bytes | bytearray | memoryview | str) -> M:
     """Parse and validate ``payload`` as ``model`` or raise :class:`ProtocolError`."""
-    raw = bytes(payload) if not isinstance(payload, str) else payload.encode("utf-8")
+    try:
+        raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
+    except UnicodeEncodeError as err:
+        raise ProtocolError(f"{Rejection.NOT_UTF8}: {err}") from err
     if len(raw) > MAX_PAYLOAD_BYTES:
         raise ProtocolError(f"{Rejection.TOO_LARGE}: {len(raw)} bytes > {MAX_PAYLOAD_BYTES}")
     try:
@@ -289,23 +296,36 @@ def decode(model: type[M], payload: bytes | bytearray | memoryview | str) -> M:
     except UnicodeDecodeError as err:
         raise ProtocolError(f"{Rejection.NOT_UTF8}: {err}") from err
     try:
-        obj = json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as err:
+        # NaN and Infinity are refused everywhere, free-form ``data`` included: encode()
+        # would write them back as null and the stored event would differ from the sent one.
+        obj = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError is a ValueError
         raise ProtocolError(f"{Rejection.NOT_JSON}: {err}") from err
     if not isinstance(obj, dict):
         raise ProtocolError(f"{Rejection.BAD_SHAPE}: payload is not a JSON object")
-    if obj.get("v") != SCHEMA_VERSION:
+    version = obj.get("v")
+    if type(version) is not int or version != SCHEMA_VERSION:
         raise ProtocolError(
-            f"{Rejection.BAD_SCHEMA_VERSION}: v={obj.get('v')!r}, expected {SCHEMA_VERSION}"
+            f"{Rejection.BAD_SCHEMA_VERSION}: v={version!r}, expected {SCHEMA_VERSION}"
         )
+    if "\\u" in text:
+        # an escaped lone surrogate parses, but could never be encoded again
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except (UnicodeEncodeError, RecursionError) as err:
+            raise ProtocolError(f"{Rejection.NOT_UTF8}: {err}") from err
     try:
         return model.model_validate(obj)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in err.errors()[:10]
+    except (ValidationError, RecursionError) as err:
+        detail = (
+            "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+                for e in err.errors()[:10]
+            )
+            if isinstance(err, ValidationError)
+            else "nested too deeply"
         )
-        raise ProtocolError(f"{Rejection.BAD_SHAPE}: {problems}") from err
+        raise ProtocolError(f"{Rejection.BAD_SHAPE}: {detail}") from err
 
 
 def rejection_code(err: ProtocolError) -> str:

@@ -20,7 +20,7 @@ class MqttSection(Section):
         None, "MQTT username; a device's defaults to its id (the broker ACL keys on it)."
     )
     password: SecretStr | None = option(None, "MQTT password (masked when shown).")
-    tls_ca: Path | None = option(None, "CA certificate file; when set, TLS is used.")
+    tls_ca: Path | None = option(None, "CA certificate file; when set, TLS is used.", lax=True)
     keepalive: int = option(15, "MQTT keepalive.", unit="s", ge=5, le=600)
     session_expiry: int = option(
         3600,

@@ -7,8 +7,9 @@ import logging
 
 import pytest
 
-from central.ingest import ThrottledLog, decode_events
+from central.ingest import decode_events
 from entrada.codes import Rejection
+from entrada.logutil import ThrottledLog
 from entrada.protocol import MAX_BATCH_EVENTS, MAX_PAYLOAD_BYTES, Topics
 
 TOPICS = Topics("test")
@@ -137,7 +138,7 @@ def test_throttled_log_holds_back_a_flood(caplog):
     log.warning("k", "bad payload %s", "y")
 
     messages = [r.getMessage() for r in caplog.records]
-    assert messages == ["bad payload x", "another problem", "bad payload y (999 similar held back)"]
+    assert messages == ["bad payload x", "another problem", "bad payload y (and 999 more like it)"]
 
 
 def test_throttled_log_bounds_its_keys(caplog):

@@ -12,8 +12,13 @@ pytestmark = pytest.mark.scenario
 
 
 def entrada(*args, **kw):
-    return subprocess.Popen([sys.executable, "-m", "entrada.cli", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "entrada.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        **kw,
+    )
 
 
 def leftovers(workdir):
@@ -22,8 +27,20 @@ def leftovers(workdir):
 
 
 def test_headless_chaos_demo_ends_with_nothing_lost(tmp_path):
-    proc = entrada("demo", "--headless", "--chaos", "--duration", "15", "--rate", "30",
-                   "--json", "--seed", "7", "--workdir", str(tmp_path / "site"))
+    proc = entrada(
+        "demo",
+        "--headless",
+        "--chaos",
+        "--duration",
+        "15",
+        "--rate",
+        "30",
+        "--json",
+        "--seed",
+        "7",
+        "--workdir",
+        str(tmp_path / "site"),
+    )
     out, _ = proc.communicate(timeout=240)
     assert proc.returncode == 0, out
     summary = json.loads(out.strip().splitlines()[-1])
