@@ -12,8 +12,10 @@ memory: the durable outbox, not RAM, is what carries events across an outage.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import socket
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -194,6 +196,7 @@ class MqttLink:
                     first = False
                 else:
                     self._client.reconnect()
+                _no_delay(self._client)
                 while not self._stop.is_set():
                     rc = self._client.loop(timeout=0.1)
                     established = established or self._connected
@@ -268,6 +271,15 @@ class MqttLink:
                 expiry=getattr(props, "MessageExpiryInterval", None),
             )
         )
+
+
+def _no_delay(client: paho.Client) -> None:
+    """Turn Nagle's algorithm off: an event batch or an ack is one small write that must go
+    now, not after the peer's delayed ACK (tens of ms per hop on loopback and LAN)."""
+    sock = client.socket()
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
 def _only_queue(client: paho.Client, userdata: Any, sock: Any) -> None:
