@@ -25,7 +25,12 @@ class IngestSection(Section):
 
     batch_max: int = option(5000, "Most events committed in one transaction.", ge=1, le=100000)
     batch_window: float = option(
-        0.02, "Longest wait to fill a commit batch.", unit="s", ge=0.0, le=5
+        0.0,
+        "Longest wait for more messages before a commit. 0: commit what is queued at once "
+        "(under load batches fill by themselves; waiting only adds latency when idle).",
+        unit="s",
+        ge=0.0,
+        le=5,
     )
     synchronous: Literal["NORMAL", "FULL"] = option(
         "FULL", "SQLite fsync level for commits (FULL survives power loss)."

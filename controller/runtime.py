@@ -145,20 +145,23 @@ class DeviceRuntime:
             self._shutdown()
 
     def _serve_once(self) -> None:
+        """Take what is queued (waiting up to TICK for the first item), visitors first:
+        taps and presses are handled before acks, pages and link changes queued with them,
+        so a visitor never waits behind housekeeping."""
         try:
-            item = self.inbox.get(timeout=TICK)
+            items = [self.inbox.get(timeout=TICK)]
         except queue.Empty:
-            item = None
-        handled = 0
-        while item is not None:
-            self._handle_safely(item)
-            handled += 1
-            if handled >= 200 or self._stopping:
-                break
+            items = []
+        while items and len(items) < 200:
             try:
-                item = self.inbox.get_nowait()
+                items.append(self.inbox.get_nowait())
             except queue.Empty:
-                item = None
+                break
+        urgent = [i for i in items if isinstance(i, Tap | Press)]
+        for item in urgent + [i for i in items if not isinstance(i, Tap | Press)]:
+            self._handle_safely(item)
+            if self._stopping:
+                break
         now = self.clock.monotonic()
         if self._online:
             self._pump_outbox()

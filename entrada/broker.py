@@ -65,6 +65,8 @@ def broker_conf(port: int, data_dir: Path, persistence: bool, extra: str = "") -
             "max_queued_bytes 0",
             "max_inflight_messages 100",
             "message_size_limit 2097152",
+            # Small packets (an event batch, an ack) go out now, not after a delayed ACK.
+            "set_tcp_nodelay true",
             "log_dest stderr",
             "log_type error",
             "log_type warning",
