@@ -20,6 +20,13 @@ class Press:
 
 
 @dataclass(frozen=True)
+class Rotation:
+    """The turnstile turned once; ``at`` is the monotonic time the sensor fired."""
+
+    at: float
+
+
+@dataclass(frozen=True)
 class ReaderHealth:
     ok: bool
     reason: str

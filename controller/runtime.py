@@ -10,15 +10,16 @@ retained status current. Nothing here sleeps except on the inbox.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from controller.clock import Clock, SystemClock
-from controller.inputs import Press, ReaderHealth, Stop, Tap
+from controller.inputs import Press, ReaderHealth, Rotation, Stop, Tap
 from controller.outbox import OutboxSender
 from controller.roles.actions import Emit, Pulse, Reaction, Signal
 from controller.roles.gate import GateRole
@@ -47,8 +48,11 @@ class Counters:
     granted: int = 0
     denied: int = 0
     debounced: int = 0
+    rotations: int = 0
     rejected_messages: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
+    #: Events recorded, by kind (gate.passage, gate.annulled, ...).
+    events: dict[str, int] = field(default_factory=dict)
 
 
 class DeviceRuntime:
@@ -70,7 +74,7 @@ class DeviceRuntime:
         self._notify = notify or (lambda _msg: None)
         self.inbox: queue.Queue[object] = queue.Queue(maxsize=INBOX_MAX)
         self.topics = protocol.Topics(cfg.device.site)
-        self.role = GateRole(cfg.gate, self.device_id)
+        self.role = GateRole(cfg.gate, self.device_id, rotation=drivers.rotation is not None)
         self.counters = Counters()
         self.faults: set[str] = set()
         self._rate = ThrottledLog(logger)
@@ -118,6 +122,9 @@ class DeviceRuntime:
     def on_press(self, button: str) -> None:
         self._enqueue(Press(button, self.clock.monotonic()))
 
+    def on_rotation(self) -> None:
+        self._enqueue(Rotation(self.clock.monotonic()))
+
     def request_stop(self, reason: str = "stop requested") -> None:
         self._enqueue(Stop(reason))
 
@@ -129,6 +136,8 @@ class DeviceRuntime:
         self._start_reader()
         if self.drivers.buttons is not None:
             self.drivers.buttons.start(self.on_press)
+        if self.drivers.rotation is not None:
+            self.drivers.rotation.start(self.on_rotation)
         self.link.start()
         self._notify("READY=1")
         logger.info(
@@ -146,8 +155,11 @@ class DeviceRuntime:
 
     def _serve_once(self) -> None:
         """Take what is queued (waiting up to TICK for the first item), visitors first:
-        taps and presses are handled before acks, pages and link changes queued with them,
-        so a visitor never waits behind housekeeping."""
+        taps, presses and rotations (in their order of arrival) are handled before acks,
+        pages and link changes queued with them, so a visitor never waits behind
+        housekeeping. Passages waiting for a rotation are checked on every pass (every TICK
+        when idle), so an annulment comes soon after its deadline, not at housekeeping's
+        once a second."""
         try:
             items = [self.inbox.get(timeout=TICK)]
         except queue.Empty:
@@ -157,11 +169,14 @@ class DeviceRuntime:
                 items.append(self.inbox.get_nowait())
             except queue.Empty:
                 break
-        urgent = [i for i in items if isinstance(i, Tap | Press)]
-        for item in urgent + [i for i in items if not isinstance(i, Tap | Press)]:
+        urgent = [i for i in items if isinstance(i, Tap | Press | Rotation)]
+        for item in urgent + [i for i in items if not isinstance(i, Tap | Press | Rotation)]:
             self._handle_safely(item)
             if self._stopping:
                 break
+        if self.role.pending and not self._stopping:
+            with self._guard("pending passages"):
+                self._react(self.role.on_tick(self.clock.time()))
         now = self.clock.monotonic()
         if self._online:
             self._pump_outbox()
@@ -169,18 +184,26 @@ class DeviceRuntime:
             self._housekeeping(now)
 
     def _handle_safely(self, item: object) -> None:
-        try:
+        with self._guard(type(item).__name__):
             self._handle(item)
+
+    @contextlib.contextmanager
+    def _guard(self, what: str) -> Iterator[None]:
+        """A store or driver failure while handling ``what`` is logged (and a failed store
+        rebuilt); the loop carries on."""
+        try:
+            yield
         except sqlite3.DatabaseError as err:
-            logger.error("device store failed while handling %s: %s", type(item).__name__, err)
+            logger.error("device store failed while handling %s: %s", what, err)
             self._recover_store(str(err))
         except DriverError as err:
-            logger.error("driver failed while handling %s: %s", type(item).__name__, err)
+            logger.error("driver failed while handling %s: %s", what, err)
 
     def _shutdown(self) -> None:
         steps: list[tuple[str, Callable[[], None]]] = [
             ("release relay", self.drivers.relay.release),
             ("stop reader", self.drivers.rfid.stop),
+            ("annul pending passages", lambda: self._react(self.role.on_stop(self.clock.time()))),
             ("publish offline status", self._publish_offline),
             ("stop mqtt", self.link.stop),
             ("close drivers", self.drivers.close),
@@ -202,6 +225,9 @@ class DeviceRuntime:
             self._on_message(item)
         elif isinstance(item, Press):
             self._carry_out(self.role.on_press(item.button, self.clock.time()))
+        elif isinstance(item, Rotation):
+            self.counters.rotations += 1
+            self._carry_out(self.role.on_rotation(self.clock.time()))
         elif isinstance(item, LinkUp):
             self._on_link_up(item)
         elif isinstance(item, LinkDown):
@@ -229,6 +255,10 @@ class DeviceRuntime:
         key = str(reaction.outcome)
         self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
 
+    def _react(self, reaction: Reaction | None) -> None:
+        if reaction is not None:
+            self._carry_out(reaction)
+
     def _carry_out(self, reaction: Reaction) -> None:
         emits: list[Emit] = []
         relay_failed = False
@@ -255,6 +285,8 @@ class DeviceRuntime:
             with self.store.transaction() as tx:
                 for e in emits:
                     tx.emit(stream, e.kind, now, e.data)
+            for e in emits:
+                self.counters.events[e.kind] = self.counters.events.get(e.kind, 0) + 1
             if self._online:
                 self._pump_outbox()
 
@@ -447,6 +479,8 @@ class DeviceRuntime:
             "granted": self.counters.granted,
             "denied": self.counters.denied,
             "debounced": self.counters.debounced,
+            "rotations": self.counters.rotations,
+            "pending_passages": self.role.pending,
             "emitted": sum(self.store.emitted().values()),
             "outbox_depth": self.store.outbox_depth(),
             "catalog_version": self.store.catalog_version,

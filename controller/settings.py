@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from pydantic import model_validator
+
 from entrada.config import Section, option, section
 from entrada.protocol import ID_PATTERN
 from entrada.settings_common import SITE_ID, LogSection, MqttSection
@@ -51,6 +53,14 @@ class GateSection(Section):
     debounce: float = option(
         2.0, "A UID read again within this time is the same tap.", unit="s", ge=0, le=60
     )
+    rotation_timeout: float = option(
+        8.0,
+        "With a rotation sensor: a grant not followed by a rotation within this time is "
+        "annulled (not counted as an entry).",
+        unit="s",
+        ge=0.1,
+        le=300,
+    )
 
 
 class Mfrc522Section(Section):
@@ -71,7 +81,7 @@ class SerialReaderSection(Section):
 
 
 class GpioSection(Section):
-    """Pins (BCM numbering) for the relay, indicator and buttons."""
+    """Pins (BCM numbering) for the relay, indicator, buttons and rotation sensor."""
 
     pin_factory: Literal["default", "lgpio", "rpigpio", "native", "mock"] = option(
         "default", "gpiozero pin factory; `mock` only for bench tests off a Pi."
@@ -83,12 +93,31 @@ class GpioSection(Section):
     buzzer_pin: int | None = option(23, "Buzzer (unset: none).", ge=0, le=27)
     buttons: dict[str, int] = option({}, "Button name to pin, e.g. {open = 5}.")
     button_bounce: float = option(0.05, "Button debounce.", unit="s", ge=0, le=1)
+    rotation_pin: int = option(24, "Turnstile rotation sensor (one pulse per turn).", ge=0, le=27)
+    rotation_pull_up: bool = option(
+        True, "Sensor pulls the pin to ground when it fires (contact or NPN output)."
+    )
+    rotation_bounce: float = option(
+        0.2,
+        "Edges within this time of the last accepted one are the same turn.",
+        unit="s",
+        ge=0,
+        le=2,
+    )
 
 
 class SimSection(Section):
     """Simulated drivers, driven with `entrada sim ...`."""
 
     buttons: list[str] = option(["open"], "Names of simulated buttons.")
+    auto_rotate: float | None = option(
+        None,
+        "The simulated turnstile turns by itself this long after each relay pulse (a visitor "
+        "walking through); unset: only `entrada sim rotate`. Needs relay and rotation `sim`.",
+        unit="s",
+        ge=0,
+        le=60,
+    )
 
 
 class DriversSection(Section):
@@ -99,10 +128,24 @@ class DriversSection(Section):
     relay: Literal["sim", "gpio"] = option(..., "Turnstile relay.")
     indicator: Literal["sim", "gpio", "none"] = option(..., "LEDs and buzzer.")
     buttons: Literal["sim", "gpio", "none"] = option("none", "Push buttons.")
+    rotation: Literal["sim", "gpio", "none"] = option(
+        "none",
+        "Turnstile rotation sensor. With one, a grant counts only once the turnstile turns; "
+        "`none`: a grant is a passage at once.",
+    )
     mfrc522: Mfrc522Section = section(Mfrc522Section)
     serial: SerialReaderSection = section(SerialReaderSection)
     gpio: GpioSection = section(GpioSection)
     sim: SimSection = section(SimSection)
+
+    @model_validator(mode="after")
+    def _auto_rotate_needs_sims(self) -> DriversSection:
+        if self.sim.auto_rotate is not None and (self.rotation, self.relay) != ("sim", "sim"):
+            raise ValueError(
+                'drivers.sim.auto_rotate needs rotation = "sim" and relay = "sim" (the '
+                "simulated turnstile turns when the simulated relay pulses)"
+            )
+        return self
 
 
 class DeviceConfig(Section):

@@ -1,10 +1,11 @@
-"""The local control channel for simulated drivers: ``entrada sim tap|press ...``.
+"""The local control channel for simulated drivers: ``entrada sim tap|press|rotate ...``.
 
 A Unix socket at ``<run_dir>/sim/<device>.sock`` takes one JSON object per line, e.g.
-``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}`` or ``{"verb": "press", "button": "open"}``,
-and answers one JSON line ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. It exists
-only when the device runs simulated drivers; real drivers are never reachable through it.
-The server thread only hands input to the simulators, which enqueue like real hardware.
+``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}``, ``{"verb": "press", "button": "open"}`` or
+``{"verb": "rotate"}`` (the turnstile turns once), and answers one JSON line
+``{"ok": true}`` or ``{"ok": false, "error": "..."}``. It exists only when the device runs
+simulated drivers; real drivers are never reachable through it. The server thread only
+hands input to the simulators, which enqueue like real hardware.
 """
 
 from __future__ import annotations
@@ -101,11 +102,13 @@ class SimChannel:
                 reader.inject(str(req.get("uid", "")))
             elif verb == "press":
                 self._sim("buttons").press(str(req.get("button", "")))
+            elif verb == "rotate":
+                self._sim("rotation").rotate()
             elif verb == "reader":
                 reader = self._sim("rfid")
                 reader.offline = not bool(req.get("online", True))
             else:
-                return {"ok": False, "error": f"unknown verb {verb!r} (tap, press, reader)"}
+                return {"ok": False, "error": f"unknown verb {verb!r} (tap, press, rotate, reader)"}
         except (ValueError, DriverError, EntradaError) as err:
             return {"ok": False, "error": str(err)}
         return {"ok": True}
@@ -161,6 +164,9 @@ class SimClient:
 
     def press(self, button: str) -> dict[str, Any]:
         return self.request(verb="press", button=button)
+
+    def rotate(self) -> dict[str, Any]:
+        return self.request(verb="rotate")
 
     def close(self) -> None:
         for closer in (self._file, self._sock):

@@ -1,8 +1,9 @@
 """The gate's green and red LEDs and its buzzer on GPIO pins, through gpiozero.
 
 An outcome code becomes a light-and-sound pattern: ``granted*`` and ``manual*`` light green
-with a short beep, ``denied*`` lights red with a long beep, ``fault*`` blinks red until the
-next signal; any other code (``ignored.debounce``...) changes nothing. Every pattern is a
+with a short beep, ``denied*`` and ``rotation.unexpected`` (a tailgater) light red with a
+long beep, ``fault*`` blinks red until the next signal; any other code
+(``ignored.debounce``, ``passage.*``...) changes nothing. Every pattern is a
 gpiozero background ``blink``, so :meth:`GpioIndicator.signal` returns at once and a new
 signal simply replaces the one showing. Each part is optional (pin unset = not fitted).
 """
@@ -93,7 +94,7 @@ class GpioIndicator:
                     _off(self.red)
                     _flash(self.green, t.grant_light)
                     _flash(self.buzzer, t.short_beep)
-                elif outcome.startswith("denied"):
+                elif outcome.startswith(("denied", "rotation.unexpected")):
                     _off(self.green)
                     _flash(self.red, t.deny_light)
                     _flash(self.buzzer, t.long_beep)

@@ -6,6 +6,11 @@ that import hardware libraries (mfrc522 pulls in RPi.GPIO) are imported inside t
 factory, so importing this module, or running all-sim, never touches hardware. A driver
 that cannot reach its device raises DriverError; nothing falls back to a simulator.
 
+With ``[drivers.sim] auto_rotate`` the simulated relay is connected to the simulated
+rotation sensor (``SimRelay.on_pulse`` -> ``SimRotation.relay_pulsed``), so the simulated
+turnstile turns by itself after each pulse; the config refuses auto_rotate unless both are
+simulated.
+
 :meth:`DriverSet.close` is the fail-safe shutdown: the relay is released first and every
 step runs in its own try, so one failing driver never leaves the turnstile energised.
 """
@@ -28,6 +33,9 @@ from drivers.outputs import Indicator, Relay
 from drivers.relay_gpio import GpioRelay
 from drivers.relay_sim import SimRelay
 from drivers.rfid import RfidReader
+from drivers.rotation import RotationSensor
+from drivers.rotation_gpio import GpioRotation
+from drivers.rotation_sim import SimRotation
 from entrada.errors import DriverError
 
 logger = logging.getLogger(__name__)
@@ -108,8 +116,14 @@ BUTTONS: dict[str, Callable[[DriversSection, Any], Buttons | None]] = {
     "none": lambda cfg, pins: None,
 }
 
+ROTATION_SENSORS: dict[str, Callable[[DriversSection, Any], RotationSensor | None]] = {
+    "sim": lambda cfg, pins: SimRotation(auto_after=cfg.sim.auto_rotate),
+    "gpio": lambda cfg, pins: GpioRotation(cfg.gpio, pin_factory=pins),
+    "none": lambda cfg, pins: None,
+}
+
 #: The parts of a DriverSet, in the order :meth:`DriverSet.close` shuts them down.
-PARTS = ("relay", "rfid", "buttons", "indicator")
+PARTS = ("relay", "rfid", "buttons", "rotation", "indicator")
 
 
 @dataclass
@@ -120,6 +134,8 @@ class DriverSet:
     relay: Relay
     indicator: Indicator | None = None
     buttons: Buttons | None = None
+    #: The turnstile's rotation sensor; None: a grant is a passage at once.
+    rotation: RotationSensor | None = None
     #: The gpiozero pin factory made for this build (None: all-sim, or gpiozero's default).
     pin_factory: Any = None
     #: Names of the parts the config asked to simulate.
@@ -127,7 +143,7 @@ class DriverSet:
     _closed: bool = field(default=False, init=False, repr=False)
 
     def simulators(self) -> dict[str, Any]:
-        """The simulated drivers present, keyed "rfid", "buttons", "relay", "indicator"."""
+        """The simulated drivers present, keyed by part ("rfid", "relay", "rotation"...)."""
         return {
             part: getattr(self, part)
             for part in PARTS
@@ -162,6 +178,15 @@ def _shut_down(parts: dict[str, Any], pin_factory: Any) -> None:
             logger.exception("closing the gpio pin factory failed")
 
 
+def _connect_auto_rotate(built: dict[str, Any]) -> None:
+    """Let a simulated turnstile with ``auto_after`` hear the simulated relay's pulses."""
+    rotation, relay = built.get("rotation"), built.get("relay")
+    if isinstance(rotation, SimRotation) and rotation.auto_after is not None:
+        if not isinstance(relay, SimRelay):  # the config refuses this; a hand-made cfg may not
+            raise DriverError("drivers.sim.auto_rotate needs a simulated relay")
+        relay.on_pulse = rotation.relay_pulsed
+
+
 def build_drivers(cfg: DriversSection) -> DriverSet:
     """Build every driver ``cfg`` names; on failure close those already built and raise."""
     choices = {
@@ -169,6 +194,7 @@ def build_drivers(cfg: DriversSection) -> DriverSet:
         "relay": cfg.relay,
         "indicator": cfg.indicator,
         "buttons": cfg.buttons,
+        "rotation": cfg.rotation,
     }
     pins = make_pin_factory(cfg.gpio.pin_factory) if "gpio" in choices.values() else None
     built: dict[str, Any] = {}
@@ -176,6 +202,8 @@ def build_drivers(cfg: DriversSection) -> DriverSet:
         built["relay"] = RELAYS[cfg.relay](cfg, pins)
         built["indicator"] = INDICATORS[cfg.indicator](cfg, pins)
         built["buttons"] = BUTTONS[cfg.buttons](cfg, pins)
+        built["rotation"] = ROTATION_SENSORS[cfg.rotation](cfg, pins)
+        _connect_auto_rotate(built)
         try:
             built["rfid"] = RFID_READERS[cfg.rfid](cfg)
         except ImportError as err:

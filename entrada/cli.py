@@ -103,6 +103,8 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             reply = client.tap(args.uid)
         elif args.verb == "press":
             reply = client.press(args.button)
+        elif args.verb == "rotate":
+            reply = client.rotate()
         else:
             reply = client.request(verb="reader", online=args.state == "online")
     finally:
@@ -176,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     press = ssub.add_parser("press", help="press a button")
     press.add_argument("device")
     press.add_argument("button")
+    rot = ssub.add_parser("rotate", help="turn the simulated turnstile once")
+    rot.add_argument("device")
     rdr = ssub.add_parser("reader", help="take the simulated reader offline or back")
     rdr.add_argument("device")
     rdr.add_argument("state", choices=["online", "offline"])

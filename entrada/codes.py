@@ -8,7 +8,8 @@ from enum import StrEnum
 
 
 class Outcome(StrEnum):
-    """What a gate decided about a credential."""
+    """What a gate decided about a credential, and (with a rotation sensor) what became of
+    the passage it opened."""
 
     GRANTED = "granted"
     DENIED_UNKNOWN = "denied.unknown"
@@ -18,6 +19,17 @@ class Outcome(StrEnum):
     IGNORED_DEBOUNCE = "ignored.debounce"
     MANUAL_OPEN = "manual.open"
     IGNORED_BUTTON = "ignored.button"
+    PASSAGE_COMMITTED = "passage.committed"
+    PASSAGE_ANNULLED = "passage.annulled"
+    ROTATION_UNEXPECTED = "rotation.unexpected"
+
+
+class AnnulReason(StrEnum):
+    """Why an opened passage was annulled (the ``reason`` of a ``gate.annulled`` event)."""
+
+    TIMEOUT = "timeout"  # the turnstile did not turn within gate.rotation_timeout
+    OVERFLOW = "overflow"  # too many passages were waiting; the oldest gave way
+    SHUTDOWN = "shutdown"  # the daemon stopped cleanly (after a crash nothing is emitted)
 
 
 class Fault(StrEnum):

@@ -277,7 +277,7 @@ def _no_delay(client: paho.Client) -> None:
     """Turn Nagle's algorithm off: an event batch or an ack is one small write that must go
     now, not after the peer's delayed ACK (tens of ms per hop on loopback and LAN)."""
     sock = client.socket()
-    if sock is not None:
+    if isinstance(sock, socket.socket):  # an ssl.SSLSocket is one too
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 

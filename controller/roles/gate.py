@@ -1,24 +1,71 @@
 """The gate role: tap -> per-UID debounce -> admission decision -> relay, signal, event.
 
-Pure apart from its own small state (when each UID was last seen), which only the owner
-thread touches. The catalog lookup is done by the runtime and passed in, as is ``now``.
+Pure apart from its own small state, which only the owner thread touches: when each UID
+was last seen and, with a rotation sensor, the passages waiting for the turnstile to turn.
+The catalog lookup is done by the runtime and passed in, as is ``now`` (Unix time).
+
+Without a rotation sensor a grant is a passage at once (``gate.passage``). With one, a
+grant (or a staff opening) is only the decision, recorded as ``gate.granted`` (or
+``gate.manual_open``), and opens a *pending passage*. Pending passages form a FIFO queue of
+at most :data:`MAX_PENDING`:
+
+- a rotation commits the oldest one -> ``gate.passage`` (with ``granted_at`` and
+  ``rotated_at``); the sensor cannot tell who walked through, so with two visitors granted
+  one after the other the first grant is the one committed;
+- a rotation with nothing pending -> ``gate.rotation_unexpected`` and a signal (a
+  tailgater, or the arm forced);
+- a passage not turned within ``gate.rotation_timeout`` -> ``gate.annulled``, reason
+  ``timeout``: the entry is not counted; a grant that finds the queue full annuls the
+  oldest (``overflow``); :meth:`GateRole.on_stop` annuls the rest (``shutdown``).
+
+Every method that sees time first annuls what has expired, so the outcome does not depend
+on how often :meth:`GateRole.on_tick` is called. The queue lives in memory only: a crash
+loses it (the ``gate.granted`` events are already durable; central sees a grant with
+neither a passage nor an annulment, which is not an entry). ``granted_at`` is in all three
+events so central can pair them per device and UID. If the wall clock steps back, a
+pending deadline is pulled in to at most ``rotation_timeout`` from the new time.
 """
 
 from __future__ import annotations
 
-from controller.roles.actions import Emit, Pulse, Reaction, Signal
+from collections import deque
+from dataclasses import dataclass
+from typing import Any
+
+from controller.roles.actions import Action, Emit, Pulse, Reaction, Signal
 from controller.rules.admission import Media, decide
 from controller.settings import GateSection
-from entrada.codes import Outcome
+from entrada.codes import AnnulReason, Outcome
+
+#: Most passages waiting for a rotation at once; one more annuls the oldest.
+MAX_PENDING = 32
+
+
+@dataclass
+class PendingPassage:
+    """An opened turnstile waiting to turn."""
+
+    granted_at: float
+    deadline: float
+    #: The decision's fields, repeated in the passage or the annulment.
+    record: dict[str, Any]
 
 
 class GateRole:
     name = "gate"
 
-    def __init__(self, cfg: GateSection, device_id: str) -> None:
+    def __init__(self, cfg: GateSection, device_id: str, *, rotation: bool = False) -> None:
         self.cfg = cfg
         self.device_id = device_id
+        #: True when a rotation sensor confirms passages (``[drivers] rotation``).
+        self.rotation = rotation
         self._last_seen: dict[str, float] = {}
+        self._pending: deque[PendingPassage] = deque()
+
+    @property
+    def pending(self) -> int:
+        """How many passages are waiting for the turnstile to turn."""
+        return len(self._pending)
 
     def on_tap(self, uid: str, media: Media | None, now: float, catalog_version: int) -> Reaction:
         """React to a credential read at Unix time ``now`` (monotonic ordering assumed)."""
@@ -34,25 +81,56 @@ class GateRole:
             "rule_version": decision.rule_version,
             "catalog_version": catalog_version,
         }
-        if decision.allowed:
-            return Reaction(
-                decision.code,
-                (Pulse(self.cfg.relay_pulse), Signal(decision.code), Emit("gate.passage", data)),
-            )
-        return Reaction(decision.code, (Signal(decision.code), Emit("gate.denied", data)))
+        if not decision.allowed:
+            return Reaction(decision.code, (Signal(decision.code), Emit("gate.denied", data)))
+        opening = (Pulse(self.cfg.relay_pulse), Signal(decision.code))
+        if not self.rotation:
+            return Reaction(decision.code, (*opening, Emit("gate.passage", data)))
+        return self._open(decision.code, opening, Emit("gate.granted", data), data, now)
 
     def on_press(self, button: str, now: float) -> Reaction:
         """A staff key: ``open`` lets one person through and is recorded."""
         if button != "open":
             return Reaction(Outcome.IGNORED_BUTTON)
-        return Reaction(
-            Outcome.MANUAL_OPEN,
-            (
-                Pulse(self.cfg.relay_pulse),
-                Signal(Outcome.MANUAL_OPEN),
-                Emit("gate.manual_open", {"button": button, "direction": self.cfg.direction}),
-            ),
-        )
+        opening = (Pulse(self.cfg.relay_pulse), Signal(Outcome.MANUAL_OPEN))
+        opened = Emit("gate.manual_open", {"button": button, "direction": self.cfg.direction})
+        if not self.rotation:
+            return Reaction(Outcome.MANUAL_OPEN, (*opening, opened))
+        # The passage it opens says how it was let through (not "granted": no decision).
+        record = {**opened.data, "outcome": str(Outcome.MANUAL_OPEN)}
+        return self._open(Outcome.MANUAL_OPEN, opening, opened, record, now)
+
+    def on_rotation(self, now: float) -> Reaction:
+        """The turnstile turned at Unix time ``now``: commit the oldest pending passage."""
+        annulled = self._expire(now)
+        if not self._pending:
+            data = {
+                "direction": self.cfg.direction,
+                "outcome": str(Outcome.ROTATION_UNEXPECTED),
+                "rotated_at": now,
+            }
+            return Reaction(
+                Outcome.ROTATION_UNEXPECTED,
+                (
+                    *annulled,
+                    Signal(Outcome.ROTATION_UNEXPECTED),
+                    Emit("gate.rotation_unexpected", data),
+                ),
+            )
+        passage = self._pending.popleft()
+        data = {**passage.record, "granted_at": passage.granted_at, "rotated_at": now}
+        return Reaction(Outcome.PASSAGE_COMMITTED, (*annulled, Emit("gate.passage", data)))
+
+    def on_tick(self, now: float) -> Reaction | None:
+        """Annul the passages whose turnstile did not turn in time; None if there were none."""
+        annulled = self._expire(now)
+        return Reaction(Outcome.PASSAGE_ANNULLED, annulled) if annulled else None
+
+    def on_stop(self, now: float) -> Reaction | None:
+        """The daemon stops cleanly: annul every pending passage (reason ``shutdown``)."""
+        annulled = tuple(self._annulment(p, now, AnnulReason.SHUTDOWN) for p in self._pending)
+        self._pending.clear()
+        return Reaction(Outcome.PASSAGE_ANNULLED, annulled) if annulled else None
 
     def prune(self, now: float) -> None:
         """Forget UIDs not seen within the debounce window (keeps memory bounded)."""
@@ -60,3 +138,44 @@ class GateRole:
         stale = [uid for uid, t in self._last_seen.items() if t < horizon]
         for uid in stale:
             del self._last_seen[uid]
+
+    # ---------------------------------------------------------------- pending
+
+    def _open(
+        self,
+        outcome: Outcome,
+        opening: tuple[Action, ...],
+        opened: Emit,
+        record: dict[str, Any],
+        now: float,
+    ) -> Reaction:
+        """Unlock, record the opening (``opened`` + ``granted_at``) and queue a pending
+        passage that will repeat ``record``."""
+        annulled = list(self._expire(now))
+        if len(self._pending) >= MAX_PENDING:
+            oldest = self._pending.popleft()
+            annulled.append(self._annulment(oldest, now, AnnulReason.OVERFLOW))
+        self._pending.append(PendingPassage(now, now + self.cfg.rotation_timeout, record))
+        opened = Emit(opened.kind, {**opened.data, "granted_at": now})
+        return Reaction(outcome, (*opening, *annulled, opened))
+
+    def _expire(self, now: float) -> tuple[Emit, ...]:
+        """Annul (reason ``timeout``) every pending passage whose deadline has passed."""
+        latest = now + self.cfg.rotation_timeout
+        expired: list[PendingPassage] = []
+        waiting: list[PendingPassage] = []
+        for passage in self._pending:
+            passage.deadline = min(passage.deadline, latest)  # the clock may have stepped back
+            (expired if now >= passage.deadline else waiting).append(passage)
+        if expired:
+            self._pending = deque(waiting)
+        return tuple(self._annulment(p, now, AnnulReason.TIMEOUT) for p in expired)
+
+    def _annulment(self, passage: PendingPassage, now: float, reason: AnnulReason) -> Emit:
+        data = {
+            **passage.record,
+            "granted_at": passage.granted_at,
+            "annulled_at": now,
+            "reason": str(reason),
+        }
+        return Emit("gate.annulled", data)

@@ -60,6 +60,7 @@ FLASH = [False, True, False]
         (Outcome.MANUAL_OPEN, GREEN, RED, FAST.grant_light, FAST.short_beep),
         (Outcome.DENIED_UNKNOWN, RED, GREEN, FAST.deny_light, FAST.long_beep),
         (Outcome.DENIED_EXPIRED, RED, GREEN, FAST.deny_light, FAST.long_beep),
+        (Outcome.ROTATION_UNEXPECTED, RED, GREEN, FAST.deny_light, FAST.long_beep),
     ],
 )
 def test_outcome_flashes_one_light_and_beeps_once(pins, indicator, outcome, lit, dark, light, beep):
@@ -93,7 +94,16 @@ def test_fault_blinks_red_until_the_next_signal(pins, indicator):
     assert len(levels(pins, RED)) == blinks  # stopped blinking
 
 
-@pytest.mark.parametrize("outcome", [Outcome.IGNORED_DEBOUNCE, "reject.shape", ""])
+@pytest.mark.parametrize(
+    "outcome",
+    [
+        Outcome.IGNORED_DEBOUNCE,
+        Outcome.PASSAGE_COMMITTED,
+        Outcome.PASSAGE_ANNULLED,
+        "reject.shape",
+        "",
+    ],
+)
 def test_other_codes_change_nothing(pins, indicator, outcome):
     indicator.signal(outcome)
 

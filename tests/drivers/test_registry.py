@@ -20,6 +20,8 @@ from drivers.indicator_sim import SimIndicator
 from drivers.registry import DriverSet, build_drivers, make_pin_factory
 from drivers.relay_gpio import GpioRelay
 from drivers.relay_sim import SimRelay
+from drivers.rotation_gpio import GpioRotation
+from drivers.rotation_sim import SimRotation
 from entrada.errors import DriverError
 
 ALL_SIM = {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"}
@@ -87,6 +89,60 @@ def test_builds_simulators_from_config(readers):
         "indicator": drivers.indicator,
     }
     drivers.close()
+
+
+def test_rotation_defaults_to_none(readers):
+    drivers = build_drivers(config(**ALL_SIM))
+
+    assert drivers.rotation is None
+    assert "rotation" not in drivers.simulators()
+    drivers.close()
+
+
+def test_a_simulated_rotation_sensor_is_a_simulator_and_closes(readers):
+    drivers = build_drivers(config(**ALL_SIM, rotation="sim"))
+
+    assert isinstance(drivers.rotation, SimRotation)
+    assert drivers.rotation.auto_after is None
+    assert drivers.simulators()["rotation"] is drivers.rotation
+    assert isinstance(drivers.relay, SimRelay) and drivers.relay.on_pulse is None
+    drivers.close()
+    assert drivers.rotation.closed
+
+
+def test_auto_rotate_lets_the_simulated_turnstile_hear_the_relay(readers):
+    drivers = build_drivers(config(**ALL_SIM, rotation="sim", sim={"auto_rotate": 0.5}))
+
+    assert isinstance(drivers.rotation, SimRotation)
+    assert drivers.rotation.auto_after == 0.5
+    assert isinstance(drivers.relay, SimRelay)
+    assert drivers.relay.on_pulse == drivers.rotation.relay_pulsed
+    drivers.close()
+
+
+def test_a_gpio_rotation_sensor_alone_makes_the_pin_factory(readers):
+    drivers = build_drivers(
+        config(**ALL_SIM, rotation="gpio", gpio={"pin_factory": "mock", "rotation_pin": 12})
+    )
+
+    assert isinstance(drivers.rotation, GpioRotation)
+    assert isinstance(drivers.pin_factory, MockFactory)
+    assert drivers.pin_factory.pin(12).pull == "up"
+    assert "rotation" not in drivers.simulators()
+    drivers.close()
+
+
+def test_a_rotation_pin_clash_is_a_driver_error_and_frees_the_relay(readers, monkeypatch):
+    pins = MockFactory()
+    relay_pin = pins.pin(17)
+    monkeypatch.setattr(registry, "make_pin_factory", lambda name: pins)
+    cfg = config(**{**ALL_GPIO, "rotation": "gpio", "gpio": {"rotation_pin": 17}})
+
+    with pytest.raises(DriverError, match="rotation sensor on GPIO17"):
+        build_drivers(cfg)
+
+    assert [s.state for s in relay_pin.states] == [False]
+    assert relay_pin.function == "input"  # closed
 
 
 def test_none_leaves_a_part_out(readers):
@@ -247,6 +303,21 @@ def test_a_failing_close_skips_nothing_and_is_logged(caplog):
     failed = [r.getMessage() for r in caplog.records]
     assert len(failed) == 3
     assert all(r.exc_info for r in caplog.records)
+
+
+def test_the_rotation_sensor_closes_after_the_buttons_and_before_the_indicator():
+    log: list[str] = []
+    drivers = DriverSet(
+        rfid=Part("rfid", log),
+        relay=Part("relay", log),
+        indicator=Part("indicator", log),
+        buttons=Part("buttons", log),
+        rotation=Part("rotation", log),
+    )
+
+    drivers.close()
+
+    assert log == ["relay", "rfid", "buttons", "rotation", "indicator"]
 
 
 def test_a_relay_failing_to_close_still_closes_the_others(caplog):

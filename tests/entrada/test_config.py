@@ -56,6 +56,8 @@ def test_minimal_device_config_loads_with_defaults(tmp_path):
     assert (cfg.mqtt.host, cfg.mqtt.port, cfg.mqtt.password) == ("127.0.0.1", 1883, None)
     assert (cfg.outbox.batch_size, cfg.gate.debounce, cfg.log.level) == (200, 2.0, "INFO")
     assert (cfg.drivers.buttons, cfg.drivers.gpio.relay_pin) == ("none", 17)
+    assert (cfg.drivers.rotation, cfg.drivers.sim.auto_rotate) == ("none", None)
+    assert (cfg.gate.rotation_timeout, cfg.drivers.gpio.rotation_pin) == (8.0, 24)
 
 
 def test_minimal_central_config_loads_with_defaults():
@@ -110,6 +112,10 @@ def test_config_error_message_lists_source_and_count(tmp_path):
             "[drivers.mfrc522]\nreset_pn = 3\n",
             "drivers.mfrc522.reset_pn: unknown key (did you mean 'reset_pin'?)",
         ),
+        (
+            "[drivers.sim]\nauto_rotat = 1.0\n",
+            "drivers.sim.auto_rotat: unknown key (did you mean 'auto_rotate'?)",
+        ),
         ("[mqt]\nport = 1\n", "mqt: unknown key (did you mean 'mqtt'?)"),
         ("[zzz]\n", "zzz: unknown key (known keys: device, mqtt, outbox, gate, drivers, log)"),
     ],
@@ -130,6 +136,10 @@ def test_unknown_keys_are_errors_with_a_hint(extra, expected):
         ("[gate]\ndebounce = -0.1\n", "gate.debounce"),
         ("[drivers.gpio]\nrelay_pin = 28\n", "drivers.gpio.relay_pin"),
         ("[drivers.gpio]\ngreen_pin = -1\n", "drivers.gpio.green_pin"),
+        ("[drivers.gpio]\nrotation_pin = 28\n", "drivers.gpio.rotation_pin"),
+        ("[drivers.gpio]\nrotation_bounce = 2.5\n", "drivers.gpio.rotation_bounce"),
+        ("[drivers.sim]\nauto_rotate = -1.0\n", "drivers.sim.auto_rotate"),
+        ("[gate]\nrotation_timeout = 0.05\n", "gate.rotation_timeout"),
         ("[drivers.mfrc522]\nspi_speed_hz = 1\n", "drivers.mfrc522.spi_speed_hz"),
     ],
 )
@@ -153,6 +163,28 @@ def test_wrong_types_are_errors(extra, where):
     text = extra + MINIMAL if extra.startswith("mqtt =") else MINIMAL + extra
 
     assert one_error(text).startswith(f"{where}: ")
+
+
+ROTATING = MINIMAL.replace('indicator = "sim"\n', 'indicator = "sim"\nrotation = "sim"\n')
+
+
+@pytest.mark.parametrize(
+    ("base", "ok"),
+    [
+        pytest.param(ROTATING, True, id="sim-rotation-sim-relay"),
+        pytest.param(MINIMAL, False, id="no-rotation-sensor"),
+        pytest.param(ROTATING.replace('relay = "sim"', 'relay = "gpio"'), False, id="gpio-relay"),
+    ],
+)
+def test_auto_rotate_needs_a_simulated_turnstile_and_relay(base, ok):
+    text = base + "[drivers.sim]\nauto_rotate = 0.5\n"
+    if ok:
+        assert config.loads(text, DeviceConfig).drivers.sim.auto_rotate == 0.5
+    else:
+        assert one_error(text) == (
+            'drivers: Value error, drivers.sim.auto_rotate needs rotation = "sim" and '
+            'relay = "sim" (the simulated turnstile turns when the simulated relay pulses)'
+        )
 
 
 def bug(reason: str, extra: str) -> object:
