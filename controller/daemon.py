@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import sys
 from pathlib import Path
 from types import FrameType
 
@@ -19,12 +18,12 @@ from controller.settings import DeviceConfig
 from controller.simchannel import SimChannel
 from controller.store import DeviceStore
 from entrada import config as configlib
-from entrada.errors import ConfigError, DriverError
+from entrada.errors import DriverError
 from entrada.logutil import configure
 
 logger = logging.getLogger(__name__)
 
-EXIT_CONFIG = 2
+
 EXIT_DRIVERS = 3
 
 
@@ -63,11 +62,9 @@ def build_runtime(cfg: DeviceConfig) -> tuple[DeviceRuntime, SimChannel | None]:
 
 
 def run_device(config_path: str) -> int:
-    try:
-        cfg = load_device_config(config_path)
-    except ConfigError as err:
-        print(err, file=sys.stderr)  # noqa: T201 - config errors go to the operator
-        return EXIT_CONFIG
+    """Run until SIGTERM/SIGINT. A bad config raises ConfigError (every problem listed);
+    the command line prints it and exits with entrada.cli.EXIT_CONFIG."""
+    cfg = load_device_config(config_path)
     configure(cfg.log.level)
     try:
         runtime, channel = build_runtime(cfg)

@@ -16,6 +16,8 @@ from entrada.config import Section
 from entrada.errors import ConfigError, EntradaError
 
 DEFAULT_RUN_DIR = "/run/entrada"
+#: Exit code for an invalid config file (systemd units and scripts key on it).
+EXIT_CONFIG = 2
 
 
 def _cmd_device(args: argparse.Namespace) -> int:
@@ -224,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as err:
         print(err, file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     except EntradaError as err:
         print(f"entrada: {err}", file=sys.stderr)
         return 1

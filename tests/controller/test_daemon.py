@@ -8,8 +8,10 @@ import time
 
 import pytest
 
-from controller.daemon import EXIT_CONFIG, EXIT_DRIVERS, run_device
+from controller.daemon import EXIT_DRIVERS, run_device
 from entrada.broker import free_port
+from entrada.cli import EXIT_CONFIG
+from entrada.cli import main as entrada_main
 
 GOOD = """
 [device]
@@ -57,20 +59,20 @@ def write(tmp_path, text):
     ],
 )
 def test_bad_config_exits_2_listing_the_problem(tmp_path, capsys, text, expected):
-    assert run_device(write(tmp_path, text)) == EXIT_CONFIG
+    assert entrada_main(["device", "--config", write(tmp_path, text)]) == EXIT_CONFIG
     assert expected in capsys.readouterr().err
 
 
 def test_every_config_error_is_listed_at_once(tmp_path, capsys):
     text = "[device]\nid='g'\nsite='s'\nrole='door'\n[mqtt]\nport=0\n[outbox]\nbatch_size=0\n"
-    assert run_device(write(tmp_path, text)) == EXIT_CONFIG
+    assert entrada_main(["device", "--config", write(tmp_path, text)]) == EXIT_CONFIG
     err = capsys.readouterr().err
     for fragment in ("device.role", "mqtt.port", "outbox.batch_size", "drivers"):
         assert fragment in err
 
 
 def test_missing_config_file_exits_2(tmp_path, capsys):
-    assert run_device(str(tmp_path / "nope.toml")) == EXIT_CONFIG
+    assert entrada_main(["device", "--config", str(tmp_path / "nope.toml")]) == EXIT_CONFIG
     assert "cannot read config" in capsys.readouterr().err
 
 
