@@ -21,6 +21,7 @@ from gpiozero import Button
 
 from controller.settings import GpioSection
 from drivers.buttons import PressCallback
+from drivers.debounce import Debouncer
 from entrada.errors import DriverError
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,9 @@ class GpioButtons:
     ) -> None:
         self.names: tuple[str, ...] = tuple(cfg.buttons)
         self.bounce = cfg.button_bounce
-        self._clock = clock
+        self._debounce = Debouncer(self.bounce, clock)
         self._lock = threading.Lock()
         self._on_press: PressCallback | None = None
-        self._last_accepted: dict[str, float] = {}
         self._buttons: dict[str, Button] = {}
         self._closed = False
         try:
@@ -74,14 +74,13 @@ class GpioButtons:
                 button.when_pressed = partial(self._pressed, name)
 
     def _pressed(self, name: str) -> None:
-        now = self._clock()
         with self._lock:
             on_press = self._on_press
-            last = self._last_accepted.get(name)
-            if on_press is None or (last is not None and now - last < self.bounce):
-                logger.debug("button %s: bounce ignored", name)
-                return
-            self._last_accepted[name] = now
+        if on_press is None:
+            return
+        if not self._debounce.accept(name):
+            logger.debug("button %s: bounce ignored", name)
+            return
         on_press(name)
 
     def close(self) -> None:

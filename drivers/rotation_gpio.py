@@ -19,6 +19,7 @@ from typing import Any
 from gpiozero import Button
 
 from controller.settings import GpioSection
+from drivers.debounce import Debouncer
 from drivers.rotation import RotationCallback
 from entrada.errors import DriverError
 
@@ -37,10 +38,9 @@ class GpioRotation:
     ) -> None:
         self.pin_number = cfg.rotation_pin
         self.bounce = cfg.rotation_bounce
-        self._clock = clock
+        self._debounce = Debouncer(self.bounce, clock)
         self._lock = threading.Lock()
         self._on_rotation: RotationCallback | None = None
-        self._last_accepted: float | None = None
         self._closed = False
         try:
             self._button: Button | None = Button(
@@ -68,14 +68,13 @@ class GpioRotation:
             self._button.when_pressed = self._turned
 
     def _turned(self) -> None:
-        now = self._clock()
         with self._lock:
             on_rotation = self._on_rotation
-            last = self._last_accepted
-            if on_rotation is None or (last is not None and now - last < self.bounce):
-                logger.debug("rotation sensor GPIO%s: bounce ignored", self.pin_number)
-                return
-            self._last_accepted = now
+        if on_rotation is None:
+            return
+        if not self._debounce.accept():
+            logger.debug("rotation sensor GPIO%s: bounce ignored", self.pin_number)
+            return
         on_rotation()
 
     def close(self) -> None:
