@@ -4,79 +4,21 @@ A plain paho client plays central's part where a test needs it (storing nothing,
 acknowledging); whole-site scenarios with the real central live in tests/scenario/.
 """
 
-import queue
 import threading
 
-import paho.mqtt.client as paho
 import pytest
-from paho.mqtt.enums import CallbackAPIVersion
+from runtime_rig import UID, Peer, device_config, seed
 
 from controller.runtime import DeviceRuntime
-from controller.settings import DeviceConfig
 from controller.store import DeviceStore
 from drivers.registry import build_drivers
 from entrada import protocol
-from entrada.broker import PrivateBroker
 from entrada.site import wait_until
-
-UID = "04A1B2C3D4E5F6"
-
-
-@pytest.fixture
-def broker(tmp_path):
-    with PrivateBroker(tmp_path) as b:
-        yield b
-
-
-def device_config(tmp_path, port):
-    return DeviceConfig.model_validate(
-        {
-            "device": {
-                "id": "gate-1",
-                "site": "t",
-                "role": "gate",
-                "data_dir": str(tmp_path / "gate"),
-                "run_dir": str(tmp_path / "run"),
-            },
-            "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
-            "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
-            "gate": {"debounce": 1.0, "relay_pulse": 0.2},
-            "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", "buttons": "sim"},
-        }
-    )
-
-
-class Peer:
-    """A plain MQTT client standing where central stands: sees events, sends acks/pages."""
-
-    def __init__(self, port):
-        self.messages = queue.Queue()
-        self.c = paho.Client(CallbackAPIVersion.VERSION2, client_id="peer", protocol=paho.MQTTv5)
-        self.c.on_message = lambda c, u, m: self.messages.put((m.topic, bytes(m.payload), m.retain))
-        self.c.connect("127.0.0.1", port)
-        self.c.subscribe("t/#", qos=1)
-        self.c.subscribe("entrada/#", qos=1)
-        self.c.loop_start()
-
-    def publish(self, topic, payload, retain=False):
-        self.c.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
-
-    def next(self, topic_suffix, timeout=5.0):
-        deadline = threading.Event()
-        while not deadline.is_set():
-            topic, payload, retain = self.messages.get(timeout=timeout)
-            if topic.endswith(topic_suffix):
-                return topic, payload, retain
-        raise AssertionError
-
-    def close(self):
-        self.c.disconnect()
-        self.c.loop_stop()
 
 
 @pytest.fixture
 def running(tmp_path, broker):
-    cfg = device_config(tmp_path, broker.port)
+    cfg = device_config(tmp_path, broker.port, drivers={"buttons": "sim"})
     drivers = build_drivers(cfg.drivers)
     store = DeviceStore(cfg.device.data_dir / "device.db")
     rt = DeviceRuntime(cfg, drivers, store)
@@ -88,26 +30,6 @@ def running(tmp_path, broker):
     thread.join(10)
     peer.close()
     assert not thread.is_alive()
-
-
-def seed(peer, rt, statuses):
-    changes = [
-        protocol.CatalogChange(
-            version=i + 1,
-            entity="wristband",
-            op="upsert",
-            key=uid,
-            data=protocol.WristbandData(status=s),
-        )
-        for i, (uid, s) in enumerate(statuses.items())
-    ]
-    topics = rt.topics
-    peer.next("catalog/req")
-    page = protocol.CatalogPage(
-        from_version=0, to_version=len(changes), head=len(changes), changes=changes
-    )
-    peer.publish(topics.catalog_page("gate-1"), protocol.encode(page))
-    assert wait_until(lambda: rt.store.catalog_version == len(changes), 5)
 
 
 def test_birth_is_retained_with_epoch(running):

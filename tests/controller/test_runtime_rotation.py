@@ -10,41 +10,21 @@ import sqlite3
 import threading
 
 import pytest
-from test_runtime import UID, Peer, seed
+from runtime_rig import UID, Peer, device_config, seed
 
 from controller.runtime import DeviceRuntime
-from controller.settings import DeviceConfig
 from controller.store import DeviceStore
 from drivers.registry import build_drivers
 from entrada import protocol
-from entrada.broker import PrivateBroker
 from entrada.site import wait_until
 
 
-@pytest.fixture
-def broker(tmp_path):
-    with PrivateBroker(tmp_path) as b:
-        yield b
-
-
-def device_config(tmp_path, port, rotation_timeout, auto_rotate=None):
-    drivers = {"rfid": "sim", "relay": "sim", "indicator": "sim", "rotation": "sim"}
+def rotation_config(tmp_path, port, rotation_timeout, auto_rotate=None):
+    drivers = {"rotation": "sim"}
     if auto_rotate is not None:
         drivers["sim"] = {"auto_rotate": auto_rotate}
-    return DeviceConfig.model_validate(
-        {
-            "device": {
-                "id": "gate-1",
-                "site": "t",
-                "role": "gate",
-                "data_dir": str(tmp_path / "gate"),
-                "run_dir": str(tmp_path / "run"),
-            },
-            "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
-            "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
-            "gate": {"debounce": 1.0, "relay_pulse": 0.2, "rotation_timeout": rotation_timeout},
-            "drivers": drivers,
-        }
+    return device_config(
+        tmp_path, port, gate={"rotation_timeout": rotation_timeout}, drivers=drivers
     )
 
 
@@ -52,7 +32,7 @@ class Gate:
     """A running device with its drivers, its peer and what the peer has seen."""
 
     def __init__(self, tmp_path, port, **options):
-        self.cfg = device_config(tmp_path, port, **options)
+        self.cfg = rotation_config(tmp_path, port, **options)
         self.drivers = build_drivers(self.cfg.drivers)
         self.rt = DeviceRuntime(
             self.cfg, self.drivers, DeviceStore(self.cfg.device.data_dir / "device.db")
