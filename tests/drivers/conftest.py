@@ -1,8 +1,8 @@
 """Fixtures that swap the hardware under the drivers for simulators.
 
 ``mfrc522_rig`` puts fake ``spidev`` and ``RPi.GPIO`` modules into ``sys.modules``, wired
-to the register-level emulator in `tests/drivers/mfrc522_emulator.py`, so the real
-``mfrc522`` library runs against it. Everything is undone after the test, including the
+to the register-level emulator in `tests/drivers/mfrc522_emulator.py` (through
+`pi_fakes.py`), so the real ``mfrc522`` library runs against it. Everything is undone after the test, including the
 ``mfrc522`` modules imported against the fakes.
 """
 
@@ -12,7 +12,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from mfrc522_emulator import Mfrc522Chip, Mfrc522Rig
+from mfrc522_emulator import Mfrc522Chip
+from pi_fakes import Mfrc522Rig
 
 _FAKED = ("spidev", "RPi", "RPi.GPIO")
 

@@ -20,9 +20,9 @@ from mfrc522_emulator import (
     Card,
     CardState,
     Mfrc522Chip,
-    Mfrc522Rig,
     crc_a,
 )
+from pi_fakes import Mfrc522Rig
 
 UID4 = bytes.fromhex("DEADBEEF")
 BAND_A = bytes.fromhex("04A1B2C3D4E5F6")

@@ -10,7 +10,8 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from mfrc522_emulator import COM_IRQ, Card, Mfrc522Chip, Mfrc522Rig
+from mfrc522_emulator import COM_IRQ, Card, Mfrc522Chip
+from pi_fakes import Mfrc522Rig
 
 from controller.settings import Mfrc522Section
 from drivers.rfid import RfidReader
