@@ -2,8 +2,8 @@
 
 ``mfrc522_rig`` puts fake ``spidev`` and ``RPi.GPIO`` modules into ``sys.modules``, wired
 to the register-level emulator in `tests/drivers/mfrc522_emulator.py` (through
-`pi_fakes.py`), so the real ``mfrc522`` library runs against it. Everything is undone after the test, including the
-``mfrc522`` modules imported against the fakes.
+`pi_fakes.py`), so the real ``mfrc522`` library runs against it. Everything is undone
+after the test, including the ``mfrc522`` modules imported against the fakes.
 """
 
 from __future__ import annotations
