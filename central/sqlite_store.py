@@ -35,7 +35,7 @@ from central.store import (
     WristbandRow,
 )
 from entrada.errors import StoreError
-from entrada.protocol import CatalogChange, Event, Status, Uid, WristbandData
+from entrada.protocol import CatalogChange, Event, Status, Uid, WristbandChange, WristbandData
 
 logger = logging.getLogger(__name__)
 
@@ -455,7 +455,7 @@ class SqliteStorage:
         ).fetchall()
         try:
             return [
-                CatalogChange(
+                WristbandChange(
                     version=v,
                     entity=entity,
                     op=op,

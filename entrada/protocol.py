@@ -14,9 +14,18 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import date
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    model_validator,
+)
 
 from entrada.codes import Rejection
 from entrada.errors import ProtocolError
@@ -28,8 +37,10 @@ ROOT = "entrada"
 MAX_PAYLOAD_BYTES = 1_048_576
 #: Largest number of events in one batch.
 MAX_BATCH_EVENTS = 1000
-#: Largest number of catalog changes in one page.
+#: Largest number of catalog changes (or snapshot rows) in one page.
 MAX_PAGE_CHANGES = 5000
+#: Largest number of passages in one presence message.
+MAX_PRESENCE_PASSAGES = 500
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -37,6 +48,19 @@ _ID_RE = re.compile(ID_PATTERN)
 DeviceId = Annotated[str, Field(pattern=ID_PATTERN)]
 StreamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 Uid = Annotated[str, Field(pattern=r"^[0-9A-F]{8,20}$")]
+#: Ids of catalog things (entitlements, tariffs, zones, postings): also dots and colons.
+EntityId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")]
+#: Money in integer minor units of the site's currency (never a float).
+Minor = Annotated[int, Field(ge=0, le=10**12)]
+
+
+def _real_date(value: str) -> str:
+    date.fromisoformat(value)  # ValueError -> a validation error naming the field
+    return value
+
+
+#: A calendar date, ``YYYY-MM-DD`` (a site-local date).
+IsoDate = Annotated[str, Field(pattern=r"^\d{4}-\d{2}-\d{2}$"), AfterValidator(_real_date)]
 
 
 def valid_id(value: str) -> bool:
@@ -94,6 +118,27 @@ class Topics:
     def catalog_head(self) -> str:
         """Site-wide, retained: :class:`CatalogHead`."""
         return f"{self.base}/catalog/head"
+
+    @property
+    def central_status(self) -> str:
+        """Site-wide, retained: :class:`CentralStatus` (birth, and will via the broker)."""
+        return f"{self.base}/central/status"
+
+    def presence(self, device: str) -> str:
+        """A gate's passages for its peers: :class:`PresenceBatch` (QoS 1, not retained)."""
+        return f"{self.base}/presence/{device}"
+
+    @property
+    def all_presence(self) -> str:
+        return f"{self.base}/presence/+"
+
+    def parse_presence_topic(self, topic: str) -> str | None:
+        """The device id of ``entrada/{site}/presence/{id}``."""
+        prefix = f"{self.base}/presence/"
+        if not topic.startswith(prefix):
+            return None
+        device = topic[len(prefix) :]
+        return device if valid_id(device) else None
 
     # wildcard subscriptions used by central
     def all_devices(self, leaf: str) -> str:
@@ -190,32 +235,172 @@ class CatalogHead(Message):
     ts: float
 
 
-class CatalogRequest(Message):
-    """A device asks for changes after ``since`` (its applied catalog version)."""
-
-    type: Literal["catalog_request"] = "catalog_request"
-    since: int = Field(ge=0)
-    limit: int = Field(1000, ge=1, le=MAX_PAGE_CHANGES)
-
-
 class WristbandData(BaseModel):
+    """A wristband (or card) as the catalog knows it. ``uid_only`` media can be cloned, so
+    they never carry a tab; ``deposit_minor`` is paid back by a collecting exit gate."""
+
     model_config = STRICT
 
     status: Literal["active", "blocked", "lost", "expired"] = "active"
     holder: str | None = Field(None, max_length=200)
     valid_until: float | None = None
+    assurance: Literal["secure", "uid_only"] = "secure"
+    deposit_minor: Minor = 0
+    #: Most the open tab may owe (postings less payments); None: no limit.
+    tab_limit_minor: Minor | None = None
 
 
-class CatalogChange(BaseModel):
-    """One entry of the catalog change log. ``upsert`` carries the full new row."""
+class EntitlementData(BaseModel):
+    """A product held by a wristband: a ticket or a pass of tariff ``tariff_id``.
+
+    The usage fields are a baseline (e.g. a pass partly used before it was imported);
+    gates add the entries they and their peers recorded since."""
 
     model_config = STRICT
 
+    uid: Uid
+    tariff_id: EntityId
+    concession: Literal["adult", "child", "senior", "student", "disabled"] = "adult"
+    valid_from: IsoDate | None = None
+    valid_to: IsoDate | None = None
+    entries_used: int = Field(0, ge=0, le=1_000_000)
+    first_used: IsoDate | None = None
+    days_used: list[IsoDate] = Field(default_factory=list, max_length=3660)
+
+
+class PostingData(BaseModel):
+    """A charge a point of sale (bar, locker, rental) posted to a wristband's open tab."""
+
+    model_config = STRICT
+
+    uid: Uid
+    amount_minor: Minor
+    description: str = Field("", max_length=200)
+    ts: float
+
+
+class PaymentData(BaseModel):
+    """Money paid towards a wristband's visit (at a kiosk or a cashier)."""
+
+    model_config = STRICT
+
+    uid: Uid
+    amount_minor: Minor
+    method: str = Field("", max_length=32)
+    ts: float
+
+
+class TimeStopData(BaseModel):
+    """A tap at a kiosk at ``at`` (Unix time): the stay clock stops for the tariff's
+    ``time_stop_minutes`` while the visitor queues to pay."""
+
+    model_config = STRICT
+
+    uid: Uid
+    at: float
+
+
+class RulesData(BaseModel):
+    """The site's rules: time zone, currency, holidays, zones and tariffs. The shape is
+    ``controller.rules.catalog_schema`` (without ``version``); both sides check it."""
+
+    model_config = STRICT
+
+    document: dict[str, Any]
+
+
+class _Change(BaseModel):
+    model_config = STRICT
+
     version: int = Field(ge=1)
-    entity: Literal["wristband"]
     op: Literal["upsert", "delete"]
+
+    @model_validator(mode="after")
+    def _upsert_has_data(self) -> _Change:
+        if self.op == "upsert" and getattr(self, "data", None) is None:
+            raise ValueError("an upsert carries data")
+        if self.op == "delete" and getattr(self, "data", None) is not None:
+            raise ValueError("a delete carries no data")
+        return self
+
+
+class WristbandChange(_Change):
+    entity: Literal["wristband"]
     key: Uid
     data: WristbandData | None = None
+
+
+class EntitlementChange(_Change):
+    entity: Literal["entitlement"]
+    key: EntityId
+    data: EntitlementData | None = None
+
+
+class PostingChange(_Change):
+    entity: Literal["posting"]
+    key: EntityId
+    data: PostingData | None = None
+
+
+class PaymentChange(_Change):
+    entity: Literal["payment"]
+    key: EntityId
+    data: PaymentData | None = None
+
+
+class TimeStopChange(_Change):
+    entity: Literal["timestop"]
+    key: EntityId
+    data: TimeStopData | None = None
+
+
+class RulesChange(_Change):
+    entity: Literal["rules"]
+    key: Literal["site"]
+    data: RulesData | None = None
+
+
+#: One entry of the catalog change log; ``upsert`` carries the full new row, ``delete`` none.
+CatalogChange = Annotated[
+    WristbandChange
+    | EntitlementChange
+    | PostingChange
+    | PaymentChange
+    | TimeStopChange
+    | RulesChange,
+    Field(discriminator="entity"),
+]
+CATALOG_CHANGE: TypeAdapter[CatalogChange] = TypeAdapter(CatalogChange)
+CATALOG_ENTITIES = ("wristband", "entitlement", "posting", "payment", "timestop", "rules")
+EntityData = WristbandData | EntitlementData | PostingData | PaymentData | TimeStopData | RulesData
+#: The data model of each entity, for stores that keep a row's data as JSON text.
+ENTITY_DATA: dict[str, type[BaseModel]] = {
+    "wristband": WristbandData,
+    "entitlement": EntitlementData,
+    "posting": PostingData,
+    "payment": PaymentData,
+    "timestop": TimeStopData,
+    "rules": RulesData,
+}
+
+
+class SnapshotCursor(BaseModel):
+    """Where a device is in a snapshot: rows after ``after`` of the snapshot ``as_of``."""
+
+    model_config = STRICT
+
+    as_of: int = Field(ge=0)
+    after: str | None = Field(None, max_length=300)
+
+
+class CatalogRequest(Message):
+    """A device asks for changes after ``since`` (its applied catalog version), or for the
+    next page of the snapshot it is taking (``snapshot``)."""
+
+    type: Literal["catalog_request"] = "catalog_request"
+    since: int = Field(ge=0)
+    limit: int = Field(1000, ge=1, le=MAX_PAGE_CHANGES)
+    snapshot: SnapshotCursor | None = None
 
 
 class CatalogPage(Message):
@@ -226,6 +411,63 @@ class CatalogPage(Message):
     to_version: int = Field(ge=0)
     head: int = Field(ge=0)
     changes: list[CatalogChange] = Field(max_length=MAX_PAGE_CHANGES)
+
+
+class CatalogSnapshot(Message):
+    """One page of the whole catalog as of version ``as_of``, for a device too far behind
+    for the change log. Rows (all ``upsert``) come in (entity, key) order after
+    ``after``; ``next`` continues it, ``None`` on the last page. The device applies the
+    whole snapshot at once, then follows the change log from ``as_of`` (rows changed while
+    it paged may be newer than ``as_of``; replaying the log from there puts them right)."""
+
+    type: Literal["catalog_snapshot"] = "catalog_snapshot"
+    as_of: int = Field(ge=0)
+    head: int = Field(ge=0)
+    after: str | None = Field(None, max_length=300)
+    next: str | None = Field(None, max_length=300)
+    rows: list[CatalogChange] = Field(max_length=MAX_PAGE_CHANGES)
+
+
+class CentralStatus(Message):
+    """Central's liveness (retained): birth ``online``, will ``offline``. A gate counts its
+    minutes without central from this (a tariff's offline policy depends on it)."""
+
+    type: Literal["central_status"] = "central_status"
+    state: Literal["online", "offline"]
+    epoch: int = Field(ge=1)
+    ts: float
+
+
+class PeerPassage(BaseModel):
+    """A passage through a gate, as its peers need it for anti-passback, entry counters,
+    zone occupancy and the open tab while central is away. ``id`` is the id of the
+    ``gate.passage`` event that recorded it, so a passage heard twice counts once."""
+
+    model_config = STRICT
+
+    id: str = Field(pattern=r"^[0-9a-f]{32}$")
+    uid: Uid
+    at: float
+    zone_from: EntityId | None
+    zone_to: EntityId | None
+    direction: Literal["in", "out"]
+    entitlement_id: EntityId | None = None
+    tariff_id: EntityId | None = None
+    consumed: bool = False
+    offline: bool = False
+    gate: DeviceId
+    #: Charged to the tab by this passage (leaving an inner zone, e.g. the sauna's stay).
+    tab_minor: Minor = 0
+    #: A final exit that settled the visit: the tab starts afresh after it.
+    settled: bool = False
+
+
+class PresenceBatch(Message):
+    """Passages a gate shares with its peers (sent at once, and again after a reconnect)."""
+
+    type: Literal["presence"] = "presence"
+    device: DeviceId
+    passages: list[PeerPassage] = Field(min_length=1, max_length=MAX_PRESENCE_PASSAGES)
 
 
 class ConfigDesired(Message):

@@ -189,3 +189,18 @@ def dump_decision(decision: Decision) -> dict[str, Any]:
 def load_decision(doc: Mapping[str, Any]) -> Decision:
     loaded: Decision = from_json(Decision, dict(doc))
     return loaded
+
+
+def dump_logged_input(inp: DecisionInput) -> dict[str, Any]:
+    """The input as a gate logs it with each decision: everything but the site's rules,
+    which central keeps by catalog version (``catalog_version``)."""
+    doc = dump_input(inp)
+    del doc["site"]
+    doc["catalog_version"] = inp.site.catalog_version
+    return doc
+
+
+def load_logged_input(doc: Mapping[str, Any], site: Site) -> DecisionInput:
+    """A logged input (:func:`dump_logged_input`) with the rules of ``site`` put back."""
+    body = {k: v for k, v in doc.items() if k != "catalog_version"}
+    return load_input({**body, "site": to_json(site)})

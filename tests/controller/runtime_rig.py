@@ -63,7 +63,7 @@ class Peer:
 
 def seed(peer, rt, statuses):
     changes = [
-        protocol.CatalogChange(
+        protocol.WristbandChange(
             version=i + 1,
             entity="wristband",
             op="upsert",

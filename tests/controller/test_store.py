@@ -3,7 +3,7 @@ import sqlite3
 import pytest
 
 from controller.store import DeviceStore, next_epoch
-from entrada.protocol import CatalogChange, WristbandData
+from entrada.protocol import WristbandChange, WristbandData
 
 
 @pytest.fixture
@@ -14,7 +14,7 @@ def store(tmp_path):
 
 
 def upsert(version, uid, status="active"):
-    return CatalogChange(
+    return WristbandChange(
         version=version, entity="wristband", op="upsert", key=uid, data=WristbandData(status=status)
     )
 
@@ -30,7 +30,7 @@ def test_catalog_page_applies_in_order(store):
         [
             upsert(1, "04AA0001"),
             upsert(2, "04AA0002"),
-            CatalogChange(version=3, entity="wristband", op="delete", key="04AA0001"),
+            WristbandChange(version=3, entity="wristband", op="delete", key="04AA0001"),
             upsert(4, "04AA0002", "blocked"),
         ],
         to_version=4,

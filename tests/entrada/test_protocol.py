@@ -47,14 +47,95 @@ SAMPLES: list[p.Message] = [
         to_version=5,
         head=9,
         changes=[
-            p.CatalogChange(
+            p.WristbandChange(
                 version=4,
                 entity="wristband",
                 op="upsert",
                 key="04AABBCC",
                 data=p.WristbandData(status="blocked", holder="Ann", valid_until=9.5),
             ),
-            p.CatalogChange(version=5, entity="wristband", op="delete", key="04AABBCCDD"),
+            p.WristbandChange(version=5, entity="wristband", op="delete", key="04AABBCCDD"),
+        ],
+    ),
+    p.CatalogRequest(since=0, limit=5000, snapshot=p.SnapshotCursor(as_of=9, after="k")),
+    p.CatalogSnapshot(
+        as_of=9,
+        head=11,
+        after=None,
+        next="entitlement\x1fE-1",
+        rows=[
+            p.EntitlementChange(
+                version=6,
+                entity="entitlement",
+                op="upsert",
+                key="E-1",
+                data=p.EntitlementData(
+                    uid="04AABBCC",
+                    tariff_id="10x",
+                    concession="child",
+                    valid_from="2026-01-01",
+                    valid_to="2026-12-31",
+                    entries_used=2,
+                    first_used="2026-02-28",
+                    days_used=["2026-02-28"],
+                ),
+            ),
+            p.PostingChange(
+                version=7,
+                entity="posting",
+                op="upsert",
+                key="bar:1",
+                data=p.PostingData(uid="04AABBCC", amount_minor=1250, description="juice", ts=1.0),
+            ),
+            p.PaymentChange(
+                version=8,
+                entity="payment",
+                op="upsert",
+                key="kiosk-1:7",
+                data=p.PaymentData(uid="04AABBCC", amount_minor=1250, method="card", ts=2.0),
+            ),
+            p.TimeStopChange(
+                version=9,
+                entity="timestop",
+                op="upsert",
+                key="kiosk-1:8",
+                data=p.TimeStopData(uid="04AABBCC", at=3.0),
+            ),
+            p.RulesChange(
+                version=5,
+                entity="rules",
+                op="upsert",
+                key="site",
+                data=p.RulesData(document={"site": {"id": "aqua"}}),
+            ),
+        ],
+    ),
+    p.CentralStatus(state="online", epoch=3, ts=7.0),
+    p.PresenceBatch(
+        device="gate-1",
+        passages=[
+            p.PeerPassage(
+                id=EVENT_ID,
+                uid="04AABBCC",
+                at=8.0,
+                zone_from=None,
+                zone_to="pool",
+                direction="in",
+                entitlement_id="E-1",
+                tariff_id="day",
+                consumed=True,
+                gate="gate-1",
+            ),
+            p.PeerPassage(
+                id=EVENT_ID,
+                uid="04AABBCC",
+                at=9.0,
+                zone_from="sauna",
+                zone_to="pool",
+                direction="out",
+                gate="gate-2",
+                tab_minor=800,
+            ),
         ],
     ),
     p.ConfigDesired(
@@ -395,3 +476,68 @@ def test_arbitrary_json_gives_a_model_or_protocol_error(model, data, value, top)
             assert isinstance(p.decode(model, raw.encode()), model)
         except ProtocolError as err:
             assert p.rejection_code(err) in set(Rejection)
+
+
+# ------------------------------------------------------------------ catalog entities
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"entity": "wristband", "op": "upsert", "key": "04AABBCC"}, "an upsert carries data"),
+        (
+            {"entity": "posting", "op": "delete", "key": "p1", "data": {"uid": "04AABBCC"}},
+            "data",
+        ),
+        ({"entity": "gift", "op": "delete", "key": "x"}, "entity"),
+        (
+            {
+                "entity": "entitlement",
+                "op": "upsert",
+                "key": "E1",
+                "data": {"uid": "04AABBCC", "tariff_id": "day", "valid_to": "2026-02-30"},
+            },
+            "valid_to",
+        ),
+        (
+            {
+                "entity": "posting",
+                "op": "upsert",
+                "key": "p1",
+                "data": {"uid": "04AABBCC", "amount_minor": 12.5, "ts": 1.0},
+            },
+            "amount_minor",
+        ),
+        (
+            {
+                "entity": "wristband",
+                "op": "upsert",
+                "key": "04AABBCC",
+                "data": {"deposit_minor": -1},
+            },
+            "deposit_minor",
+        ),
+        ({"entity": "rules", "op": "upsert", "key": "other", "data": {"document": {}}}, "key"),
+    ],
+)
+def test_a_bad_catalog_change_is_refused_naming_the_field(change, code):
+    page = {"v": 1, "type": "catalog_page", "from_version": 0, "to_version": 1, "head": 1}
+    raw = json.dumps({**page, "changes": [{"version": 1, **change}]})
+
+    with pytest.raises(ProtocolError) as info:
+        p.decode(p.CatalogPage, raw)
+
+    assert p.rejection_code(info.value) == Rejection.BAD_SHAPE
+    assert code in str(info.value)
+
+
+def test_every_entity_has_a_data_model():
+    assert set(p.ENTITY_DATA) == set(p.CATALOG_ENTITIES)
+
+
+def test_presence_topic_round_trips():
+    t = p.Topics("aqua")
+
+    assert t.parse_presence_topic(t.presence("gate-2")) == "gate-2"
+    assert t.parse_presence_topic("entrada/aqua/presence/../x") is None
+    assert t.parse_presence_topic(t.status("gate-2")) is None
