@@ -21,15 +21,20 @@ from typing import Any
 from controller.clock import Clock, SystemClock
 from controller.inputs import Press, ReaderHealth, Rotation, Stop, Tap
 from controller.outbox import OutboxSender
-from controller.roles.actions import Emit, Pulse, Reaction, Signal
+from controller.passages import KEEP_SECONDS, Occupancy
+from controller.roles.actions import Emit, Pulse, Reaction, Record, Signal
 from controller.roles.gate import GateRole
-from controller.rules.admission import Media
+from controller.roles.gate_decide import TapContext, gate_model
+from controller.rules.assemble import HISTORY_DAYS, occupancy_of
+from controller.rules.catalog_schema import parse_catalog
+from controller.rules.errors import CatalogError, RulesInputError
+from controller.rules.model import Site
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore, next_epoch
 from drivers.registry import DriverSet
 from entrada import __version__, protocol
 from entrada.codes import Fault, Outcome
-from entrada.errors import DriverError, ProtocolError
+from entrada.errors import DriverError, ProtocolError, StoreError
 from entrada.logutil import ThrottledLog
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
 
@@ -40,6 +45,7 @@ TICK = 0.05  # owner loop wake-up when idle, s
 STATUS_EVERY = 30.0  # retained status refresh, s
 CATALOG_RETRY = 5.0  # re-ask for a catalog page not answered, s
 READER_RETRY = 10.0  # retry starting a reader that failed, s
+PRUNE_EVERY = 3600.0  # forget old passages that consumed nothing, s
 
 
 @dataclass
@@ -50,6 +56,12 @@ class Counters:
     debounced: int = 0
     rotations: int = 0
     rejected_messages: int = 0
+    #: Exits refused because something was owed (``denied.owing``).
+    exits_refused_owing: int = 0
+    #: Money settled at final exits, in minor units (charges less the deposit's credit).
+    charged_minor: int = 0
+    #: Passages heard from peer gates (new ones only).
+    peer_passages: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     #: Events recorded, by kind (gate.passage, gate.annulled, ...).
     events: dict[str, int] = field(default_factory=dict)
@@ -87,17 +99,28 @@ class DeviceRuntime:
         self._catalog_asked_at: float | None = None
         self._next_status = 0.0
         self._next_housekeeping = 0.0
+        self._next_prune = 0.0
+        self.occupancy = Occupancy(cfg.presence.occupancy_ttl)
+        self.site: Site | None = None
+        #: Wall time contact with central was lost (None: in contact now). A gate that
+        #: starts has had no contact yet.
+        self._contact_lost_at: float | None = self.clock.time()
+        self._central_online = False
         t = self.topics
+        subscriptions = [
+            (t.ack(self.device_id), 1),
+            (t.catalog_page(self.device_id), 1),
+            (t.catalog_head, 1),
+            (t.status(self.device_id), 1),
+            (t.central_status, 1),
+        ]
+        if cfg.presence.share:
+            subscriptions.append((t.all_presence, 1))
         self.link = MqttLink(
             self.device_id,
             cfg.mqtt,
             self._enqueue,
-            subscriptions=[
-                (t.ack(self.device_id), 1),
-                (t.catalog_page(self.device_id), 1),
-                (t.catalog_head, 1),
-                (t.status(self.device_id), 1),
-            ],
+            subscriptions=subscriptions,
             will=self._will,
             epoch_source=lambda: next_epoch(store.path, self.clock.time()),
         )
@@ -106,6 +129,8 @@ class DeviceRuntime:
         )
         if store.rebuilt_reason is not None:
             self.faults.add(Fault.STORE_REBUILT)
+        self._load_rules()
+        self._load_occupancy()
 
     # ------------------------------------------------------------ other threads
 
@@ -232,6 +257,8 @@ class DeviceRuntime:
             self._on_link_up(item)
         elif isinstance(item, LinkDown):
             self._online = False
+            self._central_online = False  # until a fresh retained status says otherwise
+            self._update_contact()
         elif isinstance(item, ReaderHealth):
             self._on_reader_health(item)
         elif isinstance(item, Stop):
@@ -242,18 +269,38 @@ class DeviceRuntime:
 
     def _on_tap(self, tap: Tap) -> None:
         self.counters.taps += 1
-        row = self.store.wristband(tap.uid)
-        media = None if row is None else Media(row.uid, row.status, row.valid_until)
-        reaction = self.role.on_tap(tap.uid, media, self.clock.time(), self.store.catalog_version)
+        now = self.clock.time()
+        reaction = self.role.on_tap(tap.uid, self._tap_context(tap.uid, now), now)
         self._carry_out(reaction)
-        if reaction.outcome == Outcome.IGNORED_DEBOUNCE:
+        outcome = str(reaction.outcome)
+        if outcome == Outcome.IGNORED_DEBOUNCE:
             self.counters.debounced += 1
-        elif reaction.outcome == Outcome.GRANTED:
+        elif outcome.startswith("granted"):
             self.counters.granted += 1
         else:
             self.counters.denied += 1
-        key = str(reaction.outcome)
-        self.counters.outcomes[key] = self.counters.outcomes.get(key, 0) + 1
+            if outcome == "denied.owing":
+                self.counters.exits_refused_owing += 1
+        self.counters.outcomes[outcome] = self.counters.outcomes.get(outcome, 0) + 1
+
+    def _tap_context(self, uid: str, now: float) -> TapContext:
+        """Everything the store knows about ``uid``, for the role's decision."""
+        passages = self.store.passages.of_uid(uid, now - HISTORY_DAYS * 86400.0)
+        site = self.site
+        occupancy = occupancy_of(site, self.occupancy.innermost()) if site is not None else {}
+        return TapContext(
+            self.store.catalog.record(uid, passages),
+            site,
+            self.store.catalog_version,
+            occupancy,
+            self.minutes_offline(now),
+        )
+
+    def minutes_offline(self, now: float) -> float | None:
+        """How long the gate has been without central (None: in contact now)."""
+        if self._contact_lost_at is None:
+            return None
+        return max(now - self._contact_lost_at, 0.0) / 60.0
 
     def _react(self, reaction: Reaction | None) -> None:
         if reaction is not None:
@@ -261,6 +308,7 @@ class DeviceRuntime:
 
     def _carry_out(self, reaction: Reaction) -> None:
         emits: list[Emit] = []
+        records: list[Record] = []
         relay_failed = False
         for action in reaction.actions:
             try:
@@ -268,7 +316,9 @@ class DeviceRuntime:
                     self.drivers.relay.pulse(action.seconds)
                 elif isinstance(action, Signal):
                     if self.drivers.indicator is not None:
-                        self.drivers.indicator.signal(action.outcome)
+                        self.drivers.indicator.signal(action.outcome, action.detail)
+                elif isinstance(action, Record):
+                    records.append(action)
                 else:
                     emits.append(action)
             except DriverError as err:
@@ -279,16 +329,106 @@ class DeviceRuntime:
             emits = [Emit(e.kind, {**e.data, "relay_failed": True}) for e in emits]
         if any(isinstance(a, Pulse) for a in reaction.actions):
             self._set_fault(Fault.RELAY_FAILED, relay_failed)
-        if emits:
+        if emits or records:
             now = self.clock.time()
             stream = self.store.stream_name(self.role.name)
             with self.store.transaction() as tx:
                 for e in emits:
                     tx.emit(stream, e.kind, now, e.data)
+                for r in records:
+                    self.store.passages.add(r.passage)
             for e in emits:
                 self.counters.events[e.kind] = self.counters.events.get(e.kind, 0) + 1
+                if e.kind == "gate.passage":
+                    self._count_settlement(e.data)
+            for r in records:
+                self.occupancy.observe(r.passage)
+            if records:
+                self._share([r.passage for r in records])
             if self._online:
                 self._pump_outbox()
+
+    def _count_settlement(self, data: dict[str, Any]) -> None:
+        passage, decision = data.get("passage"), data.get("decision")
+        if not passage or not decision or not passage.get("settled"):
+            return
+        charged = sum(c["amount_minor"] for c in decision.get("charges", ()))
+        applied = sum(
+            c["amount_minor"]
+            for c in decision.get("credits", ())
+            if c.get("code") == "deposit.applied"
+        )
+        self.counters.charged_minor += charged - applied if charged > applied else 0
+
+    # ------------------------------------------------------------- rules, presence
+
+    def _load_rules(self) -> None:
+        """Parse the site's rules from the catalog copy (after a page or a snapshot)."""
+        if self.cfg.gate.admission != "tariffs":
+            return
+        try:
+            document = self.store.catalog.rules()
+            site = (
+                None
+                if document is None
+                else parse_catalog({"version": self.store.catalog_version, **document})
+            )
+            if site is not None:
+                gate_model(self.cfg.gate, self.device_id)
+                site.zones.path(self.cfg.gate.zone_from or None)
+                site.zones.path(self.cfg.gate.zone_to or None)
+        except (CatalogError, RulesInputError, StoreError, ValueError, KeyError) as err:
+            logger.error("the site's rules cannot be used here: %s", err)
+            self.site = None
+            self._set_fault(Fault.RULES_UNUSABLE, True)
+            return
+        if site is not None and site != self.site:
+            logger.info("site rules of catalog v%d in force", site.catalog_version)
+        self.site = site
+        self._set_fault(Fault.RULES_UNUSABLE, site is None)
+
+    def _load_occupancy(self) -> None:
+        now = self.clock.time()
+        for passage in self.store.passages.since(now - self.occupancy.ttl):
+            self.occupancy.observe(passage)
+
+    def _share(self, passages: list[protocol.PeerPassage]) -> None:
+        """Send passages to the peer gates (when offline, they go after the reconnect)."""
+        if not self.cfg.presence.share or not self._online:
+            return
+        topic = self.topics.presence(self.device_id)
+        step = protocol.MAX_PRESENCE_PASSAGES
+        for i in range(0, len(passages), step):
+            batch = protocol.PresenceBatch(device=self.device_id, passages=passages[i : i + step])
+            self.link.publish(topic, protocol.encode(batch), qos=1)
+
+    def _on_presence(self, peer: str, payload: bytes) -> None:
+        batch = protocol.decode(protocol.PresenceBatch, payload)
+        if batch.device != peer:
+            raise ProtocolError(f"reject.wrong_device: {batch.device!r} on {peer!r}'s topic")
+        if peer == self.device_id:
+            return
+        with self.store.transaction():
+            new = [p for p in batch.passages if self.store.passages.add(p)]
+        for passage in new:
+            self.occupancy.observe(passage)
+        self.counters.peer_passages += len(new)
+
+    def _on_central_status(self, status: protocol.CentralStatus) -> None:
+        self._central_online = status.state == "online"
+        self._update_contact()
+
+    def _update_contact(self) -> None:
+        in_contact = self._online and self._central_online
+        if in_contact and self._contact_lost_at is not None:
+            logger.info(
+                "in contact with central again after %.1f min",
+                self.minutes_offline(self.clock.time()) or 0.0,
+            )
+            self._contact_lost_at = None
+        elif not in_contact and self._contact_lost_at is None:
+            logger.warning("lost contact with central; offline policies apply from now")
+            self._contact_lost_at = self.clock.time()
 
     # ------------------------------------------------------------------- MQTT
 
@@ -299,6 +439,8 @@ class DeviceRuntime:
         self._publish_status()
         self._catalog_asked_at = None
         self._maybe_request_catalog(force=self.store.catalog_version == 0)
+        since = self.clock.time() - self.cfg.presence.resend_window
+        self._share(self.store.passages.of_gate(self.device_id, since))
 
     def _on_message(self, msg: Incoming) -> None:
         t = self.topics
@@ -313,9 +455,20 @@ class DeviceRuntime:
                 self._catalog_head = head.version
                 self._maybe_request_catalog()
             elif msg.topic == t.catalog_page(dev):
-                self._on_catalog_page(protocol.decode(protocol.CatalogPage, msg.payload))
+                reply = protocol.decode_one_of(
+                    (protocol.CatalogPage, protocol.CatalogSnapshot), msg.payload
+                )
+                if isinstance(reply, protocol.CatalogSnapshot):
+                    self._on_catalog_snapshot(reply)
+                else:
+                    assert isinstance(reply, protocol.CatalogPage)
+                    self._on_catalog_page(reply)
             elif msg.topic == t.status(dev):
                 self._on_own_status(protocol.decode(protocol.Status, msg.payload))
+            elif msg.topic == t.central_status:
+                self._on_central_status(protocol.decode(protocol.CentralStatus, msg.payload))
+            elif (peer := t.parse_presence_topic(msg.topic)) is not None:
+                self._on_presence(peer, msg.payload)
             else:
                 self._rate.warning("topic", "ignoring message on unexpected topic %s", msg.topic)
         except ProtocolError as err:
@@ -338,12 +491,15 @@ class DeviceRuntime:
 
     def _maybe_request_catalog(self, force: bool = False) -> None:
         local = self.store.catalog_version
-        if not self._online or (not force and self._catalog_head <= local):
+        taking_snapshot = self.store.snapshot_cursor() is not None
+        if not self._online or (not force and not taking_snapshot and self._catalog_head <= local):
             return
         now = self.clock.monotonic()
         if self._catalog_asked_at is not None and now - self._catalog_asked_at < CATALOG_RETRY:
             return
-        req = protocol.CatalogRequest(since=local, limit=protocol.MAX_PAGE_CHANGES)
+        req = protocol.CatalogRequest(
+            since=local, limit=protocol.MAX_PAGE_CHANGES, snapshot=self.store.snapshot_cursor()
+        )
         if self.link.publish(self.topics.catalog_request(self.device_id), protocol.encode(req)):
             self._catalog_asked_at = now
 
@@ -358,13 +514,37 @@ class DeviceRuntime:
                 local,
             )
         elif page.to_version > local:
-            self.store.apply_catalog(page.changes, page.to_version)
+            if self.store.snapshot_cursor() is not None:
+                self.store.abandon_snapshot()  # the log can serve us after all
+            rules_changed = self.store.apply_catalog(page.changes, page.to_version)
             logger.info(
                 "catalog v%d -> v%d (%d changes)", local, page.to_version, len(page.changes)
             )
+            if rules_changed or self.site is None:
+                self._load_rules()
             if self.store.catalog_version >= self._catalog_head:
                 self._set_fault(Fault.STORE_REBUILT, False)
         self._maybe_request_catalog()
+
+    def _on_catalog_snapshot(self, page: protocol.CatalogSnapshot) -> None:
+        """A page of a full snapshot: staged until the last one swaps the catalog."""
+        self._catalog_asked_at = None
+        self._catalog_head = max(self._catalog_head, page.head)
+        try:
+            done = self.store.apply_snapshot_page(page)
+        except StoreError as err:
+            logger.info("%s; starting the snapshot again", err)
+            self.store.abandon_snapshot()
+            self._maybe_request_catalog(force=True)
+            return
+        if page.after is None:
+            logger.info("taking a catalog snapshot as of v%d", page.as_of)
+        if done:
+            logger.info(
+                "catalog snapshot v%d applied (%d rows)", page.as_of, self.store.catalog.count()
+            )
+            self._load_rules()
+        self._maybe_request_catalog(force=not done)
 
     def _publish_event_batch(self, topic: str, payload: bytes) -> bool:
         return self.link.publish(topic, payload, qos=1)
@@ -417,7 +597,12 @@ class DeviceRuntime:
     def _housekeeping(self, now: float) -> None:
         self._next_housekeeping = now + 1.0
         self._notify("WATCHDOG=1")
-        self.role.prune(self.clock.time())
+        wall = self.clock.time()
+        self.role.prune(wall)
+        self.occupancy.expire(wall)
+        if now >= self._next_prune:
+            self._next_prune = now + PRUNE_EVERY
+            self.store.passages.prune(wall - KEEP_SECONDS)
         if not self._reader_started and now >= self._next_reader_try:
             self._start_reader()
         self._set_fault(Fault.CATALOG_EMPTY, self.store.catalog_version == 0)
@@ -467,6 +652,8 @@ class DeviceRuntime:
             self._publish_event_batch,
         )
         self._set_fault(Fault.STORE_REBUILT, True)
+        self.occupancy = Occupancy(self.cfg.presence.occupancy_ttl)
+        self._load_rules()
         self._maybe_request_catalog(force=True)
 
     # ---------------------------------------------------------------- reports
@@ -485,4 +672,8 @@ class DeviceRuntime:
             "outbox_depth": self.store.outbox_depth(),
             "catalog_version": self.store.catalog_version,
             "faults": sorted(self.faults),
+            "exits_refused_owing": self.counters.exits_refused_owing,
+            "charged_minor": self.counters.charged_minor,
+            "peer_passages": self.counters.peer_passages,
+            "minutes_offline": self.minutes_offline(self.clock.time()),
         }

@@ -46,7 +46,30 @@ class OutboxSection(Section):
 class GateSection(Section):
     """Turnstile behaviour."""
 
-    direction: Literal["in", "out"] = option("in", "Entry or exit gate.")
+    direction: Literal["in", "out"] = option(
+        "in", "Entry (towards an inner zone) or exit (towards an outer zone or outside)."
+    )
+    admission: Literal["tariffs", "media"] = option(
+        "media",
+        "`tariffs`: the rules engine decides from the site's published rules, the "
+        "wristband's entitlements, its passages and its open tab (a gate refuses everyone "
+        "while no rules are published). `media`: only the wristband's own status and "
+        "validity count (an office door, a staff entrance).",
+    )
+    zone_from: str = option(
+        "",
+        "Zone the gate lets people out of (an exit) or that they come from (an entry); "
+        "empty: the outside. A zone id of the site's rules.",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$",
+    )
+    zone_to: str = option(
+        "",
+        "Zone the gate lets people into (an entry) or out to (an exit); empty: the outside.",
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9_.-]{0,63})?$",
+    )
+    collects_media: bool = option(
+        False, "An exit that swallows the wristband: its deposit pays what is owed."
+    )
     relay_pulse: float = option(
         1.0, "How long the relay is energised on a grant.", unit="s", ge=0.05, le=30
     )
@@ -60,6 +83,28 @@ class GateSection(Section):
         unit="s",
         ge=0.1,
         le=300,
+    )
+
+
+class PresenceSection(Section):
+    """Passages shared between the gates of a site through the broker, so anti-passback,
+    entry counters and zone occupancy hold across gates while central is away."""
+
+    share: bool = option(True, "Publish this gate's passages and take in its peers'.")
+    resend_window: float = option(
+        86400.0,
+        "After a reconnect, share again the passages recorded this long back (peers ignore "
+        "the ones they have).",
+        unit="s",
+        ge=0,
+        le=7 * 86400,
+    )
+    occupancy_ttl: float = option(
+        16 * 3600.0,
+        "A wristband not seen at any gate for this long no longer counts as inside.",
+        unit="s",
+        ge=60,
+        le=7 * 86400,
     )
 
 
@@ -151,9 +196,26 @@ class DriversSection(Section):
 class DeviceConfig(Section):
     """The whole device config file."""
 
+    @model_validator(mode="after")
+    def _gate_between_zones(self) -> DeviceConfig:
+        gate = self.gate
+        if gate.admission != "tariffs":
+            return self
+        inner = gate.zone_to if gate.direction == "in" else gate.zone_from
+        if not inner:
+            side = "zone_to" if gate.direction == "in" else "zone_from"
+            raise ValueError(
+                f"gate.{side} must name a zone: an {gate.direction!r} gate with tariff "
+                "admission goes into (or out of) a zone of the site's rules"
+            )
+        if gate.zone_from == gate.zone_to:
+            raise ValueError("gate.zone_from and gate.zone_to must differ")
+        return self
+
     device: DeviceSection
     mqtt: MqttSection = section(MqttSection)
     outbox: OutboxSection = section(OutboxSection)
     gate: GateSection = section(GateSection)
+    presence: PresenceSection = section(PresenceSection)
     drivers: DriversSection
     log: LogSection = section(LogSection)

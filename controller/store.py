@@ -25,21 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.catalog_copy import SCHEMA as CATALOG_SCHEMA
+from controller.catalog_copy import CatalogCopy
+from controller.passages import SCHEMA as PASSAGES_SCHEMA
+from controller.passages import PassageLog
 from entrada.errors import StoreError
-from entrada.protocol import CatalogChange
+from entrada.protocol import CatalogChange, CatalogSnapshot, SnapshotCursor, WristbandData
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2: the catalog holds every entity (was: a wristbands table); passages recorded.
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS wristbands (
-    uid TEXT PRIMARY KEY,
-    status TEXT NOT NULL,
-    holder TEXT,
-    valid_until REAL
-) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS streams (
     name TEXT PRIMARY KEY,
     last_seq INTEGER NOT NULL
@@ -54,14 +53,6 @@ CREATE TABLE IF NOT EXISTS outbox (
     PRIMARY KEY (stream, seq)
 ) WITHOUT ROWID;
 """
-
-
-@dataclass(frozen=True)
-class Wristband:
-    uid: str
-    status: str
-    holder: str | None
-    valid_until: float | None
 
 
 @dataclass(frozen=True)
@@ -85,6 +76,9 @@ class DeviceStore:
         self.rebuilt_reason: str | None = None
         self._conn = self._rebuild(force_rebuild) if force_rebuild else self._open_or_rebuild()
         self.incarnation = self._meta("incarnation") or ""
+        #: The catalog copy and the passage log share this store's connection.
+        self.catalog = CatalogCopy(self._conn)
+        self.passages = PassageLog(self._conn)
         self._stream_seq: dict[str, int] = {
             name: seq for name, seq in self._conn.execute("SELECT name, last_seq FROM streams")
         }
@@ -98,14 +92,16 @@ class DeviceStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=5000")
-            conn.executescript(_SCHEMA)
+            conn.executescript(_SCHEMA + CATALOG_SCHEMA + PASSAGES_SCHEMA)
             if self._meta_of(conn, "incarnation") is None:
                 with _tx(conn):
                     _set_meta(conn, "incarnation", secrets.token_hex(4))
                     _set_meta(conn, "schema", str(SCHEMA_VERSION))
                     _set_meta(conn, "catalog_version", "0")
+            elif self._meta_of(conn, "schema") != str(SCHEMA_VERSION):
+                _migrate(conn)
             # touch every table so a corrupt page shows up now, not mid-tap
-            for table in ("meta", "streams", "outbox", "wristbands"):
+            for table in ("meta", "streams", "outbox", "catalog", "passages"):
                 conn.execute(f"SELECT * FROM {table} LIMIT 1").fetchall()  # noqa: S608
         except sqlite3.DatabaseError:
             conn.close()
@@ -166,59 +162,51 @@ class DeviceStore:
 
     # ----------------------------------------------------------------- catalog
 
-    def wristband(self, uid: str) -> Wristband | None:
-        row = self._conn.execute(
-            "SELECT uid, status, holder, valid_until FROM wristbands WHERE uid = ?", (uid,)
-        ).fetchone()
-        return None if row is None else Wristband(*row)
+    def wristband(self, uid: str) -> WristbandData | None:
+        return self.catalog.wristband(uid)
 
-    def wristband_count(self) -> int:
-        return int(self._conn.execute("SELECT COUNT(*) FROM wristbands").fetchone()[0])
-
-    def apply_catalog(self, changes: Iterable[CatalogChange], to_version: int) -> None:
+    def apply_catalog(self, changes: Iterable[CatalogChange], to_version: int) -> bool:
         """Apply one page of the change log atomically and move the applied version.
-
-        Changes are applied in log order, grouped into runs of the same operation so a
-        large page costs a few ``executemany`` calls rather than one statement a row.
-        """
+        True if the site's rules changed."""
         with _tx(self._conn):
-            run_op: str | None = None
-            run: list[tuple[Any, ...]] = []
-            for ch in changes:
-                op = "delete" if ch.op == "delete" or ch.data is None else "upsert"
-                if op != run_op and run:
-                    self._apply_run(run_op, run)
-                    run = []
-                run_op = op
-                if op == "delete":
-                    run.append((ch.key,))
-                else:
-                    assert ch.data is not None
-                    run.append((ch.key, ch.data.status, ch.data.holder, ch.data.valid_until))
-            if run:
-                self._apply_run(run_op, run)
+            rules_changed = self.catalog.apply(changes)
             _set_meta(self._conn, "catalog_version", str(to_version))
+        return rules_changed
 
-    def _apply_run(self, op: str | None, rows: list[tuple[Any, ...]]) -> None:
-        if op == "delete":
-            self._conn.executemany("DELETE FROM wristbands WHERE uid = ?", rows)
-        else:
-            self._conn.executemany(
-                "INSERT INTO wristbands (uid, status, holder, valid_until) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(uid) DO UPDATE SET status = excluded.status, "
-                "holder = excluded.holder, valid_until = excluded.valid_until",
-                rows,
-            )
+    def snapshot_cursor(self) -> SnapshotCursor | None:
+        """The snapshot being taken, if any (it survives a restart)."""
+        return self.catalog.snapshot_cursor(
+            {k: self._meta(k) for k in ("snapshot_as_of", "snapshot_next")}
+        )
 
-    def bulk_load_wristbands(
-        self, rows: Iterable[tuple[str, str, str | None, float | None]], version: int
-    ) -> None:
-        """Replace the whole catalog (benchmarks, snapshots)."""
+    def apply_snapshot_page(self, page: CatalogSnapshot) -> bool:
+        """Stage one snapshot page; the last one replaces the catalog and sets the version
+        to ``as_of``, in the same transaction. True when the snapshot is complete."""
         with _tx(self._conn):
-            self._conn.execute("DELETE FROM wristbands")
-            self._conn.executemany(
-                "INSERT INTO wristbands (uid, status, holder, valid_until) VALUES (?,?,?,?)", rows
-            )
+            done = self.catalog.stage(page, self.snapshot_cursor())
+            if done:
+                self.catalog.swap()
+                self._conn.execute(
+                    "DELETE FROM meta WHERE key IN ('snapshot_as_of', 'snapshot_next')"
+                )
+                _set_meta(self._conn, "catalog_version", str(page.as_of))
+            else:
+                _set_meta(self._conn, "snapshot_as_of", str(page.as_of))
+                _set_meta(self._conn, "snapshot_next", page.next or "")
+        return done
+
+    def abandon_snapshot(self) -> None:
+        with _tx(self._conn):
+            self._conn.execute("DELETE FROM meta WHERE key IN ('snapshot_as_of', 'snapshot_next')")
+            self._conn.execute("DELETE FROM catalog_staging")
+
+    def bulk_load_catalog(
+        self, rows: Iterable[tuple[str, str, str | None, str]], version: int
+    ) -> None:
+        """Replace the whole catalog with ``(entity, key, uid, data JSON)`` rows
+        (benchmarks, tests)."""
+        with _tx(self._conn):
+            self.catalog.bulk_replace(rows)
             _set_meta(self._conn, "catalog_version", str(version))
 
     # ------------------------------------------------------------------ outbox
@@ -336,6 +324,19 @@ def _tx(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    """Bring an older store to this schema. The catalog is central's, so it is simply
+    fetched again; the outbox and the stream numbers are kept."""
+    with _tx(conn):
+        conn.execute("DROP TABLE IF EXISTS wristbands")
+        conn.execute("DELETE FROM catalog")
+        _set_meta(conn, "catalog_version", "0")
+        _set_meta(conn, "schema", str(SCHEMA_VERSION))
+    logger.warning(
+        "device store migrated to schema %d; the catalog is fetched again", SCHEMA_VERSION
+    )
 
 
 def _set_meta(conn: sqlite3.Connection, key: str, value: str) -> None:

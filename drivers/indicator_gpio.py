@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +84,9 @@ class GpioIndicator:
         except Exception as err:
             raise DriverError(f"indicator {name} on GPIO{pin}: {err}") from err
 
-    def signal(self, outcome: str) -> None:
-        """Show ``outcome`` (a code from entrada.codes); returns at once."""
+    def signal(self, outcome: str, detail: Mapping[str, object] | None = None) -> None:
+        """Show ``outcome`` (a code from entrada.codes); returns at once. LEDs and a
+        buzzer cannot show ``detail``."""
         t = self.timings
         with self._lock:
             if self._closed:

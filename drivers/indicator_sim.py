@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 
 from entrada.errors import DriverError
 
@@ -20,6 +21,8 @@ class SimIndicator:
     def __init__(self) -> None:
         #: Every outcome code signalled, oldest first.
         self.signals: list[str] = []
+        #: What a screen would show with each signal (explanation key and params), or None.
+        self.details: list[dict[str, object] | None] = []
         self.closed = False
         self._lock = threading.Lock()
 
@@ -29,12 +32,13 @@ class SimIndicator:
         with self._lock:
             return self.signals[-1] if self.signals else None
 
-    def signal(self, outcome: str) -> None:
-        """Record ``outcome``."""
+    def signal(self, outcome: str, detail: Mapping[str, object] | None = None) -> None:
+        """Record ``outcome`` (and ``detail``, what a screen would show with it)."""
         with self._lock:
             if self.closed:
                 raise DriverError("simulated indicator is closed")
             self.signals.append(str(outcome))
+            self.details.append(dict(detail) if detail is not None else None)
         logger.debug("sim indicator %s", outcome)
 
     def close(self) -> None:

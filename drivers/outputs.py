@@ -6,6 +6,7 @@ background blink), never by sleeping in the caller. Relays start and end de-ener
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 
@@ -23,7 +24,10 @@ class Relay(Protocol):
 
 @runtime_checkable
 class Indicator(Protocol):
-    def signal(self, outcome: str) -> None:
-        """Show an outcome code (green light and short beep, red and long beep, ...)."""
+    def signal(self, outcome: str, detail: Mapping[str, object] | None = None) -> None:
+        """Show an outcome code (green light and short beep, red and long beep, ...).
+
+        ``detail`` is the explanation behind it (a template ``key`` and its ``params``,
+        e.g. the amount owed at an exit) for an indicator that has a screen."""
 
     def close(self) -> None: ...

@@ -22,6 +22,10 @@ class Outcome(StrEnum):
     PASSAGE_COMMITTED = "passage.committed"
     PASSAGE_ANNULLED = "passage.annulled"
     ROTATION_UNEXPECTED = "rotation.unexpected"
+    #: Tariff admission and no rules published yet (or unreadable): nobody is let in.
+    DENIED_NO_RULES = "denied.no_rules"
+    #: The gate's zones (config) are not a zone and one of its ancestors in the rules.
+    DENIED_GATE_MISCONFIGURED = "denied.gate_misconfigured"
 
 
 class AnnulReason(StrEnum):
@@ -40,6 +44,8 @@ class Fault(StrEnum):
     PRINTER_MISSING = "fault.printer_missing"
     STORE_REBUILT = "fault.store_rebuilt"
     CATALOG_EMPTY = "fault.catalog_empty"
+    #: Tariff admission without usable rules, or the gate's zones not in them.
+    RULES_UNUSABLE = "fault.rules_unusable"
 
 
 class Rejection(StrEnum):

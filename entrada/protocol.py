@@ -12,6 +12,7 @@ by :func:`decode` with a :class:`~entrada.errors.ProtocolError` carrying a stabl
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from datetime import date
@@ -523,6 +524,22 @@ def encode(message: Message) -> bytes:
 
 def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def decode_one_of(
+    models: tuple[type[Message], ...], payload: bytes | bytearray | memoryview | str
+) -> Message:
+    """Like :func:`decode`, for a topic that carries several message types: the payload's
+    ``type`` picks the model (an unknown type is refused as ``reject.shape``)."""
+    by_type = {m.model_fields["type"].default: m for m in models}
+    raw = bytes(payload) if not isinstance(payload, str) else payload.encode("utf-8", "replace")
+    kind: object = None
+    if len(raw) <= MAX_PAYLOAD_BYTES:
+        # a bad payload is left to decode() below, which says precisely what is wrong
+        with contextlib.suppress(ValueError, AttributeError, RecursionError):
+            kind = json.loads(raw).get("type")
+    model = by_type.get(kind, models[0])
+    return decode(model, payload)
 
 
 def decode(model: type[M], payload: bytes | bytearray | memoryview | str) -> M:

@@ -39,6 +39,11 @@ class GateSpec:
     rotation: str = "none"
     auto_rotate: float | None = None
     rotation_timeout: float = 8.0
+    #: ``[gate] admission``: "media" (the wristband's status only) or "tariffs".
+    admission: str = "media"
+    zone_from: str = ""
+    zone_to: str = ""
+    collects_media: bool = False
 
 
 def _ro(path: Path) -> sqlite3.Connection:
@@ -107,6 +112,10 @@ class Site:
                 "outbox": {"ack_timeout": 2.0, "backoff_max": 5.0},
                 "gate": {
                     "direction": g.direction,
+                    "admission": g.admission,
+                    "zone_from": g.zone_from,
+                    "zone_to": g.zone_to,
+                    "collects_media": g.collects_media,
                     "debounce": self.debounce,
                     "relay_pulse": self.relay_pulse,
                     "rotation_timeout": g.rotation_timeout,

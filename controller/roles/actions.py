@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from entrada.codes import Outcome
+from entrada.protocol import PeerPassage
 
 
 @dataclass(frozen=True)
@@ -17,9 +18,10 @@ class Pulse:
 
 @dataclass(frozen=True)
 class Signal:
-    """Show an outcome on the indicator (and, later, the screen)."""
+    """Show an outcome on the indicator (and its explanation on a screen, if any)."""
 
     outcome: str
+    detail: Mapping[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -30,10 +32,19 @@ class Emit:
     data: dict[str, Any]
 
 
-Action = Pulse | Signal | Emit
+@dataclass(frozen=True)
+class Record:
+    """Add a passage to the passage log (same transaction as the events), count it in
+    the zone occupancy and share it with the peer gates."""
+
+    passage: PeerPassage
+
+
+Action = Pulse | Signal | Emit | Record
 
 
 @dataclass(frozen=True)
 class Reaction:
-    outcome: Outcome
+    #: An ``entrada.codes.Outcome`` or, for a decided tap, the engine's ``RuleCode``.
+    outcome: str
     actions: tuple[Action, ...] = field(default_factory=tuple)

@@ -32,10 +32,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
-from controller.roles.actions import Action, Emit, Pulse, Reaction, Signal
-from controller.rules.admission import Media, decide
+from controller.roles.actions import Action, Emit, Pulse, Reaction, Record, Signal
+from controller.roles.gate_decide import TapContext, decide_tap
 from controller.settings import GateSection
 from entrada.codes import AnnulReason, Outcome
+from entrada.protocol import PeerPassage
 
 #: Most passages waiting for a rotation at once; one more annuls the oldest.
 MAX_PENDING = 32
@@ -49,6 +50,8 @@ class PendingPassage:
     deadline: float
     #: The decision's fields, repeated in the passage or the annulment.
     record: dict[str, Any]
+    #: The passage the turn commits (None for a staff opening: nobody is known).
+    passage: PeerPassage | None = None
 
 
 class GateRole:
@@ -67,26 +70,28 @@ class GateRole:
         """How many passages are waiting for the turnstile to turn."""
         return len(self._pending)
 
-    def on_tap(self, uid: str, media: Media | None, now: float, catalog_version: int) -> Reaction:
+    def on_tap(self, uid: str, ctx: TapContext, now: float) -> Reaction:
         """React to a credential read at Unix time ``now`` (monotonic ordering assumed)."""
         last = self._last_seen.get(uid)
         self._last_seen[uid] = now
         if last is not None and 0 <= now - last < self.cfg.debounce:
             return Reaction(Outcome.IGNORED_DEBOUNCE)
-        decision = decide(media, self.cfg.direction, now)
-        data = {
-            "uid": uid,
-            "direction": self.cfg.direction,
-            "outcome": str(decision.code),
-            "rule_version": decision.rule_version,
-            "catalog_version": catalog_version,
-        }
-        if not decision.allowed:
-            return Reaction(decision.code, (Signal(decision.code), Emit("gate.denied", data)))
-        opening = (Pulse(self.cfg.relay_pulse), Signal(decision.code))
+        tap = decide_tap(self.cfg, self.device_id, uid, ctx, now)
+        shown = Signal(tap.outcome, tap.detail)
+        if not tap.allowed:
+            return Reaction(tap.outcome, (shown, Emit("gate.denied", tap.data)))
+        opening = (Pulse(self.cfg.relay_pulse), shown)
+        passage = tap.passage
         if not self.rotation:
-            return Reaction(decision.code, (*opening, Emit("gate.passage", data)))
-        return self._open(decision.code, opening, Emit("gate.granted", data), data, now)
+            committed: tuple[Action, ...] = ()
+            data = tap.data
+            if passage is not None:
+                data = {**data, "passage": passage.model_dump()}
+                committed = (Record(passage),)
+            return Reaction(tap.outcome, (*opening, Emit("gate.passage", data), *committed))
+        return self._open(
+            tap.outcome, opening, Emit("gate.granted", tap.data), tap.data, now, passage
+        )
 
     def on_press(self, button: str, now: float) -> Reaction:
         """A staff key: ``open`` lets one person through and is recorded."""
@@ -117,9 +122,17 @@ class GateRole:
                     Emit("gate.rotation_unexpected", data),
                 ),
             )
-        passage = self._pending.popleft()
-        data = {**passage.record, "granted_at": passage.granted_at, "rotated_at": now}
-        return Reaction(Outcome.PASSAGE_COMMITTED, (*annulled, Emit("gate.passage", data)))
+        pending = self._pending.popleft()
+        data = {**pending.record, "granted_at": pending.granted_at, "rotated_at": now}
+        committed: tuple[Action, ...] = ()
+        if pending.passage is not None:
+            # the visitor walks through when the turnstile turns, not when it unlocked
+            walked = pending.passage.model_copy(update={"at": now})
+            data["passage"] = walked.model_dump()
+            committed = (Record(walked),)
+        return Reaction(
+            Outcome.PASSAGE_COMMITTED, (*annulled, Emit("gate.passage", data), *committed)
+        )
 
     def on_tick(self, now: float) -> Reaction | None:
         """Annul the passages whose turnstile did not turn in time; None if there were none."""
@@ -143,11 +156,12 @@ class GateRole:
 
     def _open(
         self,
-        outcome: Outcome,
+        outcome: str,
         opening: tuple[Action, ...],
         opened: Emit,
         record: dict[str, Any],
         now: float,
+        passage: PeerPassage | None = None,
     ) -> Reaction:
         """Unlock, record the opening (``opened`` + ``granted_at``) and queue a pending
         passage that will repeat ``record``."""
@@ -155,7 +169,7 @@ class GateRole:
         if len(self._pending) >= MAX_PENDING:
             oldest = self._pending.popleft()
             annulled.append(self._annulment(oldest, now, AnnulReason.OVERFLOW))
-        self._pending.append(PendingPassage(now, now + self.cfg.rotation_timeout, record))
+        self._pending.append(PendingPassage(now, now + self.cfg.rotation_timeout, record, passage))
         opened = Emit(opened.kind, {**opened.data, "granted_at": now})
         return Reaction(outcome, (*opening, *annulled, opened))
 

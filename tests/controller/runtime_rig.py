@@ -27,7 +27,7 @@ def device_config(tmp_path, port, gate=None, drivers=None):
             },
             "mqtt": {"port": port, "reconnect_min": 0.05, "reconnect_max": 0.5},
             "outbox": {"ack_timeout": 0.5, "backoff_max": 1.0},
-            "gate": {"debounce": 1.0, "relay_pulse": 0.2, **(gate or {})},
+            "gate": {"admission": "media", "debounce": 1.0, "relay_pulse": 0.2, **(gate or {})},
             "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim", **(drivers or {})},
         }
     )

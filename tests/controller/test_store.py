@@ -91,9 +91,9 @@ def test_corrupt_file_is_rebuilt_and_outbox_salvaged(tmp_path):
         for i in range(3):
             tx.emit(old_stream, "gate.passage", float(i), {"i": i})
     s.close()
-    # damage the wristbands table's pages but leave the outbox readable
+    # damage the catalog table's pages but leave the outbox readable
     conn = sqlite3.connect(path)
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='wristbands'").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='catalog'").fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()

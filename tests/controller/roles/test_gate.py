@@ -1,4 +1,5 @@
 import pytest
+from gate_taps import tap
 
 from controller.roles.actions import Emit, Pulse, Signal
 from controller.roles.gate import GateRole
@@ -11,11 +12,13 @@ ACTIVE = Media("04A1B2C3D4E5F6", "active")
 
 @pytest.fixture
 def gate():
-    return GateRole(GateSection(direction="in", debounce=2.0, relay_pulse=0.8), "gate-1")
+    return GateRole(
+        GateSection(admission="media", direction="in", debounce=2.0, relay_pulse=0.8), "gate-1"
+    )
 
 
 def test_grant_pulses_then_signals_then_records(gate):
-    reaction = gate.on_tap(ACTIVE.uid, ACTIVE, 100.0, catalog_version=7)
+    reaction = tap(gate, ACTIVE.uid, ACTIVE, 100.0, catalog_version=7)
     assert reaction.outcome == Outcome.GRANTED
     pulse, signal, emit = reaction.actions
     assert pulse == Pulse(0.8)
@@ -27,7 +30,7 @@ def test_grant_pulses_then_signals_then_records(gate):
 
 
 def test_denial_never_pulses_and_is_recorded(gate):
-    reaction = gate.on_tap("DEADBEEF", None, 100.0, 1)
+    reaction = tap(gate, "DEADBEEF", None, 100.0, 1)
     assert reaction.outcome == Outcome.DENIED_UNKNOWN
     assert not any(isinstance(a, Pulse) for a in reaction.actions)
     assert [a.kind for a in reaction.actions if isinstance(a, Emit)] == ["gate.denied"]
@@ -38,28 +41,28 @@ def test_denial_never_pulses_and_is_recorded(gate):
     [(0.0, Outcome.IGNORED_DEBOUNCE), (1.99, Outcome.IGNORED_DEBOUNCE), (2.0, Outcome.GRANTED)],
 )
 def test_debounce_per_uid(gate, second_after, outcome):
-    gate.on_tap(ACTIVE.uid, ACTIVE, 100.0, 1)
-    assert gate.on_tap(ACTIVE.uid, ACTIVE, 100.0 + second_after, 1).outcome == outcome
+    tap(gate, ACTIVE.uid, ACTIVE, 100.0, 1)
+    assert tap(gate, ACTIVE.uid, ACTIVE, 100.0 + second_after, 1).outcome == outcome
 
 
 def test_debounce_does_not_block_other_uids(gate):
-    gate.on_tap(ACTIVE.uid, ACTIVE, 100.0, 1)
+    tap(gate, ACTIVE.uid, ACTIVE, 100.0, 1)
     other = Media("04FFFFFFFFFFFF", "active")
-    assert gate.on_tap(other.uid, other, 100.1, 1).outcome == Outcome.GRANTED
+    assert tap(gate, other.uid, other, 100.1, 1).outcome == Outcome.GRANTED
 
 
 def test_card_held_in_field_counts_once(gate):
-    outcomes = [gate.on_tap(ACTIVE.uid, ACTIVE, 100.0 + 0.5 * i, 1).outcome for i in range(10)]
+    outcomes = [tap(gate, ACTIVE.uid, ACTIVE, 100.0 + 0.5 * i, 1).outcome for i in range(10)]
     assert outcomes.count(Outcome.GRANTED) == 1
 
 
 def test_debounced_tap_has_no_actions(gate):
-    gate.on_tap(ACTIVE.uid, ACTIVE, 100.0, 1)
-    assert gate.on_tap(ACTIVE.uid, ACTIVE, 100.5, 1).actions == ()
+    tap(gate, ACTIVE.uid, ACTIVE, 100.0, 1)
+    assert tap(gate, ACTIVE.uid, ACTIVE, 100.5, 1).actions == ()
 
 
 def test_prune_forgets_old_uids(gate):
-    gate.on_tap(ACTIVE.uid, ACTIVE, 100.0, 1)
+    tap(gate, ACTIVE.uid, ACTIVE, 100.0, 1)
     gate.prune(103.0)
     assert gate._last_seen == {}
 

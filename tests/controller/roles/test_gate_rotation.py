@@ -6,6 +6,7 @@ or the outcome of a passage opened by the staff key.
 """
 
 import pytest
+from gate_taps import tap
 
 from controller.roles.actions import Emit, Pulse, Reaction, Signal
 from controller.roles.gate import MAX_PENDING, GateRole
@@ -19,13 +20,13 @@ TIMEOUT = 8.0
 
 
 def make_gate(rotation: bool = True) -> GateRole:
-    cfg = GateSection(debounce=2.0, relay_pulse=0.8, rotation_timeout=TIMEOUT)
+    cfg = GateSection(admission="media", debounce=2.0, relay_pulse=0.8, rotation_timeout=TIMEOUT)
     return GateRole(cfg, "gate-1", rotation=rotation)
 
 
 def step(gate: GateRole, now: float, what: str, arg: str = "") -> Reaction | None:
     if what == "tap":
-        return gate.on_tap(arg, CATALOG.get(arg), now, catalog_version=3)
+        return tap(gate, arg, CATALOG.get(arg), now, catalog_version=3)
     if what == "press":
         return gate.on_press(arg, now)
     if what == "rotate":
@@ -156,7 +157,7 @@ def test_without_a_sensor_nothing_changes(script, events):
 def test_a_grant_unlocks_and_signals_before_recording_the_decision():
     gate = make_gate()
 
-    reaction = gate.on_tap(A, CATALOG[A], 100.0, catalog_version=3)
+    reaction = tap(gate, A, CATALOG[A], 100.0, catalog_version=3)
 
     assert reaction.outcome == Outcome.GRANTED
     pulse, signal, emit = reaction.actions
@@ -169,6 +170,7 @@ def test_a_grant_unlocks_and_signals_before_recording_the_decision():
             "outcome": "granted",
             "rule_version": "admission/1",
             "catalog_version": 3,
+            "minutes_offline": None,
             "granted_at": 100.0,
         },
     )
@@ -177,7 +179,7 @@ def test_a_grant_unlocks_and_signals_before_recording_the_decision():
 
 def test_the_passage_carries_the_decision_and_both_times():
     gate = make_gate()
-    gate.on_tap(A, CATALOG[A], 100.0, catalog_version=3)
+    tap(gate, A, CATALOG[A], 100.0, catalog_version=3)
 
     reaction = gate.on_rotation(102.5)
 
@@ -191,6 +193,7 @@ def test_the_passage_carries_the_decision_and_both_times():
                 "outcome": "granted",
                 "rule_version": "admission/1",
                 "catalog_version": 3,
+                "minutes_offline": None,
                 "granted_at": 100.0,
                 "rotated_at": 102.5,
             },
@@ -201,7 +204,7 @@ def test_the_passage_carries_the_decision_and_both_times():
 
 def test_an_annulment_says_when_and_why_and_does_not_touch_the_turnstile():
     gate = make_gate()
-    gate.on_tap(A, CATALOG[A], 100.0, catalog_version=3)
+    tap(gate, A, CATALOG[A], 100.0, catalog_version=3)
 
     reaction = gate.on_tick(108.0)
 
@@ -235,9 +238,9 @@ def test_the_queue_is_bounded_and_the_oldest_gives_way():
     gate = make_gate()
     uids = [f"04{i:012X}" for i in range(MAX_PENDING + 1)]
     for i, uid in enumerate(uids[:-1]):
-        gate.on_tap(uid, Media(uid, "active"), 100.0 + i * 0.01, 1)
+        tap(gate, uid, Media(uid, "active"), 100.0 + i * 0.01, 1)
 
-    reaction = gate.on_tap(uids[-1], Media(uids[-1], "active"), 101.0, 1)
+    reaction = tap(gate, uids[-1], Media(uids[-1], "active"), 101.0, 1)
 
     assert gate.pending == MAX_PENDING
     assert emitted([reaction]) == [annulled(uids[0], "overflow"), granted(uids[-1])]
@@ -246,8 +249,8 @@ def test_the_queue_is_bounded_and_the_oldest_gives_way():
 
 def test_stop_annuls_every_pending_passage():
     gate = make_gate()
-    gate.on_tap(A, CATALOG[A], 100.0, 1)
-    gate.on_tap(B, CATALOG[B], 101.0, 1)
+    tap(gate, A, CATALOG[A], 100.0, 1)
+    tap(gate, B, CATALOG[B], 101.0, 1)
 
     reaction = gate.on_stop(102.0)
 
@@ -265,7 +268,7 @@ def test_stop_annuls_every_pending_passage():
 )
 def test_a_clock_step_annuls_within_one_timeout(tick_at, annulled_now):
     gate = make_gate()
-    gate.on_tap(A, CATALOG[A], 1000.0, 1)
+    tap(gate, A, CATALOG[A], 1000.0, 1)
 
     first = gate.on_tick(tick_at)
 
