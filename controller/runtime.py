@@ -18,10 +18,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from controller.catalog_sync import CatalogSync
 from controller.clock import Clock, SystemClock
 from controller.inputs import Press, ReaderHealth, Rotation, Stop, Tap
 from controller.outbox import OutboxSender
-from controller.passages import KEEP_SECONDS, Occupancy
+from controller.passages import KEEP_SECONDS
+from controller.presence import PresenceShare
 from controller.roles.actions import Emit, Pulse, Reaction, Record, Signal
 from controller.roles.gate import GateRole
 from controller.roles.gate_decide import TapContext, gate_model
@@ -43,7 +45,6 @@ logger = logging.getLogger(__name__)
 INBOX_MAX = 10_000
 TICK = 0.05  # owner loop wake-up when idle, s
 STATUS_EVERY = 30.0  # retained status refresh, s
-CATALOG_RETRY = 5.0  # re-ask for a catalog page not answered, s
 READER_RETRY = 10.0  # retry starting a reader that failed, s
 PRUNE_EVERY = 3600.0  # forget old passages that consumed nothing, s
 
@@ -60,8 +61,6 @@ class Counters:
     exits_refused_owing: int = 0
     #: Money settled at final exits, in minor units (charges less the deposit's credit).
     charged_minor: int = 0
-    #: Passages heard from peer gates (new ones only).
-    peer_passages: int = 0
     outcomes: dict[str, int] = field(default_factory=dict)
     #: Events recorded, by kind (gate.passage, gate.annulled, ...).
     events: dict[str, int] = field(default_factory=dict)
@@ -95,12 +94,9 @@ class DeviceRuntime:
         self._epoch = 0
         self._reader_started = False
         self._next_reader_try = 0.0
-        self._catalog_head = 0
-        self._catalog_asked_at: float | None = None
         self._next_status = 0.0
         self._next_housekeeping = 0.0
         self._next_prune = 0.0
-        self.occupancy = Occupancy(cfg.presence.occupancy_ttl)
         self.site: Site | None = None
         #: Wall time contact with central was lost (None: in contact now). A gate that
         #: starts has had no contact yet.
@@ -127,10 +123,25 @@ class DeviceRuntime:
         self.outbox = OutboxSender(
             store, cfg.outbox, self.device_id, t.events(self.device_id), self._publish_event_batch
         )
+        self.catalog = CatalogSync(
+            store,
+            t,
+            self.device_id,
+            self.clock,
+            lambda topic, payload: self._online and self.link.publish(topic, payload),
+            self._on_catalog_applied,
+        )
         if store.rebuilt_reason is not None:
             self.faults.add(Fault.STORE_REBUILT)
+        self.presence = PresenceShare(
+            cfg.presence,
+            store,
+            t,
+            self.device_id,
+            lambda topic, payload: self._online and self.link.publish(topic, payload, qos=1),
+        )
+        self.presence.load(self.clock.time())
         self._load_rules()
-        self._load_occupancy()
 
     # ------------------------------------------------------------ other threads
 
@@ -287,7 +298,8 @@ class DeviceRuntime:
         """Everything the store knows about ``uid``, for the role's decision."""
         passages = self.store.passages.of_uid(uid, now - HISTORY_DAYS * 86400.0)
         site = self.site
-        occupancy = occupancy_of(site, self.occupancy.innermost()) if site is not None else {}
+        inside = self.presence.occupancy.innermost()
+        occupancy = occupancy_of(site, inside) if site is not None else {}
         return TapContext(
             self.store.catalog.record(uid, passages),
             site,
@@ -341,10 +353,8 @@ class DeviceRuntime:
                 self.counters.events[e.kind] = self.counters.events.get(e.kind, 0) + 1
                 if e.kind == "gate.passage":
                     self._count_settlement(e.data)
-            for r in records:
-                self.occupancy.observe(r.passage)
             if records:
-                self._share([r.passage for r in records])
+                self.presence.recorded([r.passage for r in records])
             if self._online:
                 self._pump_outbox()
 
@@ -387,33 +397,6 @@ class DeviceRuntime:
         self.site = site
         self._set_fault(Fault.RULES_UNUSABLE, site is None)
 
-    def _load_occupancy(self) -> None:
-        now = self.clock.time()
-        for passage in self.store.passages.since(now - self.occupancy.ttl):
-            self.occupancy.observe(passage)
-
-    def _share(self, passages: list[protocol.PeerPassage]) -> None:
-        """Send passages to the peer gates (when offline, they go after the reconnect)."""
-        if not self.cfg.presence.share or not self._online:
-            return
-        topic = self.topics.presence(self.device_id)
-        step = protocol.MAX_PRESENCE_PASSAGES
-        for i in range(0, len(passages), step):
-            batch = protocol.PresenceBatch(device=self.device_id, passages=passages[i : i + step])
-            self.link.publish(topic, protocol.encode(batch), qos=1)
-
-    def _on_presence(self, peer: str, payload: bytes) -> None:
-        batch = protocol.decode(protocol.PresenceBatch, payload)
-        if batch.device != peer:
-            raise ProtocolError(f"reject.wrong_device: {batch.device!r} on {peer!r}'s topic")
-        if peer == self.device_id:
-            return
-        with self.store.transaction():
-            new = [p for p in batch.passages if self.store.passages.add(p)]
-        for passage in new:
-            self.occupancy.observe(passage)
-        self.counters.peer_passages += len(new)
-
     def _on_central_status(self, status: protocol.CentralStatus) -> None:
         self._central_online = status.state == "online"
         self._update_contact()
@@ -437,10 +420,9 @@ class DeviceRuntime:
         self._epoch = up.epoch
         self.outbox.reset()
         self._publish_status()
-        self._catalog_asked_at = None
-        self._maybe_request_catalog(force=self.store.catalog_version == 0)
-        since = self.clock.time() - self.cfg.presence.resend_window
-        self._share(self.store.passages.of_gate(self.device_id, since))
+        self.catalog.reset()
+        self.catalog.request(force=self.store.catalog_version == 0)
+        self.presence.reconnected(self.clock.time())
 
     def _on_message(self, msg: Incoming) -> None:
         t = self.topics
@@ -451,24 +433,15 @@ class DeviceRuntime:
                 self._check_device(ack.device)
                 self.outbox.on_ack(dict(ack.streams))
             elif msg.topic == t.catalog_head:
-                head = protocol.decode(protocol.CatalogHead, msg.payload)
-                self._catalog_head = head.version
-                self._maybe_request_catalog()
+                self.catalog.on_head(protocol.decode(protocol.CatalogHead, msg.payload))
             elif msg.topic == t.catalog_page(dev):
-                reply = protocol.decode_one_of(
-                    (protocol.CatalogPage, protocol.CatalogSnapshot), msg.payload
-                )
-                if isinstance(reply, protocol.CatalogSnapshot):
-                    self._on_catalog_snapshot(reply)
-                else:
-                    assert isinstance(reply, protocol.CatalogPage)
-                    self._on_catalog_page(reply)
+                self.catalog.on_reply(msg.payload)
             elif msg.topic == t.status(dev):
                 self._on_own_status(protocol.decode(protocol.Status, msg.payload))
             elif msg.topic == t.central_status:
                 self._on_central_status(protocol.decode(protocol.CentralStatus, msg.payload))
             elif (peer := t.parse_presence_topic(msg.topic)) is not None:
-                self._on_presence(peer, msg.payload)
+                self.presence.on_batch(peer, msg.payload)
             else:
                 self._rate.warning("topic", "ignoring message on unexpected topic %s", msg.topic)
         except ProtocolError as err:
@@ -489,62 +462,11 @@ class DeviceRuntime:
         if status.state != "online" or status.epoch != self._epoch:
             self._publish_status()
 
-    def _maybe_request_catalog(self, force: bool = False) -> None:
-        local = self.store.catalog_version
-        taking_snapshot = self.store.snapshot_cursor() is not None
-        if not self._online or (not force and not taking_snapshot and self._catalog_head <= local):
-            return
-        now = self.clock.monotonic()
-        if self._catalog_asked_at is not None and now - self._catalog_asked_at < CATALOG_RETRY:
-            return
-        req = protocol.CatalogRequest(
-            since=local, limit=protocol.MAX_PAGE_CHANGES, snapshot=self.store.snapshot_cursor()
-        )
-        if self.link.publish(self.topics.catalog_request(self.device_id), protocol.encode(req)):
-            self._catalog_asked_at = now
-
-    def _on_catalog_page(self, page: protocol.CatalogPage) -> None:
-        self._catalog_asked_at = None
-        self._catalog_head = max(self._catalog_head, page.head)
-        local = self.store.catalog_version
-        if page.from_version != local:
-            logger.info(
-                "catalog page from v%d does not follow local v%d; asking again",
-                page.from_version,
-                local,
-            )
-        elif page.to_version > local:
-            if self.store.snapshot_cursor() is not None:
-                self.store.abandon_snapshot()  # the log can serve us after all
-            rules_changed = self.store.apply_catalog(page.changes, page.to_version)
-            logger.info(
-                "catalog v%d -> v%d (%d changes)", local, page.to_version, len(page.changes)
-            )
-            if rules_changed or self.site is None:
-                self._load_rules()
-            if self.store.catalog_version >= self._catalog_head:
-                self._set_fault(Fault.STORE_REBUILT, False)
-        self._maybe_request_catalog()
-
-    def _on_catalog_snapshot(self, page: protocol.CatalogSnapshot) -> None:
-        """A page of a full snapshot: staged until the last one swaps the catalog."""
-        self._catalog_asked_at = None
-        self._catalog_head = max(self._catalog_head, page.head)
-        try:
-            done = self.store.apply_snapshot_page(page)
-        except StoreError as err:
-            logger.info("%s; starting the snapshot again", err)
-            self.store.abandon_snapshot()
-            self._maybe_request_catalog(force=True)
-            return
-        if page.after is None:
-            logger.info("taking a catalog snapshot as of v%d", page.as_of)
-        if done:
-            logger.info(
-                "catalog snapshot v%d applied (%d rows)", page.as_of, self.store.catalog.count()
-            )
+    def _on_catalog_applied(self, rules_changed: bool) -> None:
+        if rules_changed or self.site is None:
             self._load_rules()
-        self._maybe_request_catalog(force=not done)
+        if self.catalog.caught_up:
+            self._set_fault(Fault.STORE_REBUILT, False)
 
     def _publish_event_batch(self, topic: str, payload: bytes) -> bool:
         return self.link.publish(topic, payload, qos=1)
@@ -599,14 +521,14 @@ class DeviceRuntime:
         self._notify("WATCHDOG=1")
         wall = self.clock.time()
         self.role.prune(wall)
-        self.occupancy.expire(wall)
+        self.presence.occupancy.expire(wall)
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             self.store.passages.prune(wall - KEEP_SECONDS)
         if not self._reader_started and now >= self._next_reader_try:
             self._start_reader()
         self._set_fault(Fault.CATALOG_EMPTY, self.store.catalog_version == 0)
-        self._maybe_request_catalog()
+        self.catalog.request()
         if now >= self._next_status:
             self._publish_status()
 
@@ -652,9 +574,11 @@ class DeviceRuntime:
             self._publish_event_batch,
         )
         self._set_fault(Fault.STORE_REBUILT, True)
-        self.occupancy = Occupancy(self.cfg.presence.occupancy_ttl)
+        self.presence.store = self.store
+        self.presence.load(self.clock.time())
         self._load_rules()
-        self._maybe_request_catalog(force=True)
+        self.catalog.store = self.store
+        self.catalog.request(force=True)
 
     # ---------------------------------------------------------------- reports
 
@@ -674,6 +598,6 @@ class DeviceRuntime:
             "faults": sorted(self.faults),
             "exits_refused_owing": self.counters.exits_refused_owing,
             "charged_minor": self.counters.charged_minor,
-            "peer_passages": self.counters.peer_passages,
+            "peer_passages": self.presence.heard,
             "minutes_offline": self.minutes_offline(self.clock.time()),
         }

@@ -20,19 +20,12 @@ import re
 import tomllib
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import (
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationError,
-    ValidationInfo,
-)
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, ValidationInfo
 
 from controller.rules.assemble import (
     WristbandRecord,
@@ -45,9 +38,9 @@ from controller.rules.assemble import (
 from controller.rules.billing import quote_entry
 from controller.rules.catalog_schema import parse_catalog
 from controller.rules.codes import ChargeCode, RuleCode
-from controller.rules.decision import ChargeLine, Decision, Explanation, money_params, params
+from controller.rules.decision import Decision, Explanation, money_params, params
 from controller.rules.errors import CatalogError, RulesError
-from controller.rules.explain import EN, render
+from controller.rules.explain import EN
 from controller.rules.model import Concession, Direction, Entitlements, Gate, Site
 from controller.rules.money import Money
 from controller.rules.tabs import authorize_posting
@@ -259,16 +252,21 @@ def _close(word: str, choices: list[str]) -> str:
 
 
 def _validation_errors(n: int, err: ValidationError, model: type[_Line]) -> list[str]:
-    names = [*model.model_fields, *ACTIONS]
     errors = []
     for e in err.errors(include_url=False):
         where = ".".join(str(part) for part in e["loc"]) or "(line)"
         if e["type"] == "extra_forbidden":
-            errors.append(f"line {n}: {where}: unknown key{_close(str(e['loc'][-1]), names)}")
+            key = str(e["loc"][-1])
+            hint = _close(key, list(model.model_fields)) or _close(key, list(ACTIONS))
+            errors.append(f"line {n}: {where}: unknown key{hint}")
         elif e["type"] == "missing":
             errors.append(f"line {n}: {where}: missing")
         else:
-            errors.append(f"line {n}: {where}: {e['msg'].removeprefix('Value error, ')}")
+            msg = e["msg"].removeprefix("Value error, ")
+            given = e.get("input")
+            if isinstance(given, str | int | float) and repr(given) not in msg:
+                msg += f", got {given!r}"
+            errors.append(f"line {n}: {where}: {msg}")
     return errors
 
 
@@ -279,12 +277,12 @@ def _action_of(n: int, obj: Mapping[str, Any]) -> tuple[str | None, str | None]:
         return None, f"line {n}: more than one action ({', '.join(found)}): one per line"
     if found:
         return found[0], None
-    if "gate" in obj:
-        return "gate", None
-    for key in obj:
+    for key in (k for k in obj if k not in GateLine.model_fields):
         hint = _close(str(key), list(ACTIONS))
         if hint:
             return None, f"line {n}: unknown action {key!r}{hint}"
+    if "gate" in obj:
+        return "gate", None
     return None, f"line {n}: no action: a line has one of {', '.join(ACTIONS)}"
 
 
@@ -486,118 +484,66 @@ class _Run:
         self.credits: Counter[str] = Counter()
 
     def money(self, prefix: str, amount: int) -> dict[str, str | int]:
-        return {"currency": self.site.currency, **money_params(prefix, self.money_of(amount))}
+        money = Money(amount, self.site.currency)
+        return {"currency": self.site.currency, **money_params(prefix, money)}
 
-    def money_of(self, amount: int) -> Money:
-        return Money(amount, self.site.currency)
+    def band(self, uid: str) -> _Band:
+        return self.bands.setdefault(uid, _Band())
 
     def step(self, s: Step) -> Result:
-        d = s.data
-        if isinstance(d, WristbandLine):
-            return self.wristband(s, d)
-        if isinstance(d, SellLine):
-            return self.sell(s, d)
-        if isinstance(d, TapLine):
-            return self.tap(s, d)
-        if isinstance(d, PostLine):
-            return self.post(s, d)
-        if isinstance(d, PayLine):
-            band = self.bands.setdefault(d.pay, _Band())
-            band.payments.append(
-                (
-                    s.key,
-                    PaymentData(
-                        uid=d.pay, amount_minor=d.amount_minor, method=d.method, ts=d.at.timestamp()
-                    ),
-                )
-            )
-            return Result(
-                s.line,
-                d.at,
-                "pay",
-                d.pay,
-                Explanation("sim.paid", params(**self.money("amount", d.amount_minor))),
-                amount_minor=d.amount_minor,
-            )
-        assert isinstance(d, TimeStopLine)
-        band = self.bands.setdefault(d.timestop, _Band())
-        band.timestops.append(TimeStopData(uid=d.timestop, at=d.at.timestamp()))
-        return Result(s.line, d.at, "timestop", d.timestop, Explanation("sim.time_stop"))
+        handler = getattr(self, s.action)
+        result: Result = handler(s.line, s.key, s.data)
+        return result
 
-    def wristband(self, s: Step, d: WristbandLine) -> Result:
-        band = self.bands.setdefault(d.wristband, _Band())
+    def wristband(self, line: int, _key: str, d: WristbandLine) -> Result:
+        band = self.band(d.wristband)
         row = band.row = d.apply(band.row)
-        values: dict[str, str | int] = {
-            "status": row.status,
-            "assurance": row.assurance,
-            **self.money("deposit", row.deposit_minor),
-        }
+        values: dict[str, str | int] = {"status": row.status, "assurance": row.assurance}
+        values |= self.money("deposit", row.deposit_minor)
         key = "sim.wristband"
         if row.tab_limit_minor is not None:
-            key = "sim.wristband.limit"
-            values.update(money_params("limit", self.money_of(row.tab_limit_minor)))
-        return Result(s.line, d.at, "wristband", d.wristband, Explanation(key, params(**values)))
+            key, values = "sim.wristband.limit", values | self.money("limit", row.tab_limit_minor)
+        return Result(line, d.at, "wristband", d.wristband, Explanation(key, params(**values)))
 
-    def sell(self, s: Step, d: SellLine) -> Result:
-        band = self.bands.setdefault(d.sell, _Band())
-        if band.row is None:
-            band.row = WristbandData.model_validate({})
-        band.entitlements.append(
-            (
-                s.key,
-                EntitlementData(
-                    uid=d.sell,
-                    tariff_id=d.tariff,
-                    concession=d.concession,
-                    valid_from=d.valid_from,
-                    valid_to=d.valid_to,
-                    entries_used=d.entries_used,
-                    first_used=d.first_used,
-                    days_used=list(d.days_used),
-                ),
-            )
-        )
+    def sell(self, line: int, key: str, d: SellLine) -> Result:
+        band = self.band(d.sell)
+        band.row = band.row or WristbandData.model_validate({})
+        fields = d.model_dump(include=set(EntitlementData.model_fields) - {"uid", "tariff_id"})
+        band.entitlements.append((key, EntitlementData(uid=d.sell, tariff_id=d.tariff, **fields)))
         tariff = self.site.tariffs.get(d.tariff)
         names: dict[str, str | int] = {"tariff": d.tariff, "concession": d.concession}
         price = 0
         if tariff is None:
-            key = "sim.sold.unknown_tariff"
+            what = "sim.sold.unknown_tariff"
         elif tariff.pay_at_exit:
-            key = "sim.sold.pay_at_exit"
+            what = "sim.sold.pay_at_exit"
         else:
-            key = "sim.sold"
+            what = "sim.sold"
             price = quote_entry(tariff, Concession(d.concession), d.at, self.site).amount_minor
-            names.update(self.money("price", price))
-        return Result(
-            s.line, d.at, "sell", d.sell, Explanation(key, params(**names)), amount_minor=price
-        )
+            names |= self.money("price", price)
+        explanation = Explanation(what, params(**names))
+        return Result(line, d.at, "sell", d.sell, explanation, amount_minor=price)
 
-    def occupancy(self) -> dict[str, int]:
-        inside = Counter(zone for zone in self.where.values() if zone is not None)
-        return occupancy_of(self.site, inside)
-
-    def tap(self, s: Step, d: TapLine) -> Result:
+    def tap(self, line: int, _key: str, d: TapLine) -> Result:
         gate = self.gates[d.gate]
         band = self.bands.get(d.tap, _Band())
+        inside = Counter(zone for zone in self.where.values() if zone is not None)
         inputs = assemble(
             band.record(d.tap),
             self.site,
             gate,
             d.at,
-            occupancy=self.occupancy(),
+            occupancy=occupancy_of(self.site, inside),
             minutes_offline=d.offline_minutes,
         )
         decision = inputs.decide()
         if decision.allowed:
-            passage = recorded_passage(
-                decision, d.tap, gate, gate.id, d.at.timestamp(), f"{s.line:032x}"
-            )
-            self.bands.setdefault(d.tap, band).passages.append(passage)
+            at, passage_id = d.at.timestamp(), f"{line:032x}"
+            passage = recorded_passage(decision, d.tap, gate, gate.id, at, passage_id)
+            self.band(d.tap).passages.append(passage)
             self.where[d.tap] = passage.zone_to
             self.account(gate, decision)
-        return Result(
-            s.line, d.at, "tap", d.tap, decision.explanation, gate=gate.id, decision=decision
-        )
+        return Result(line, d.at, "tap", d.tap, decision.explanation, gate.id, decision)
 
     def account(self, gate: Gate, decision: Decision) -> None:
         """Charges counted once: an inner exit's go to the tab; a final exit's tab lines
@@ -609,16 +555,11 @@ class _Run:
         for line in decision.credits:
             self.credits[str(line.code)] += line.amount_minor
 
-    def post(self, s: Step, d: PostLine) -> Result:
+    def post(self, line: int, key: str, d: PostLine) -> Result:
         band = self.bands.get(d.post, _Band())
-        decision = authorize_posting(
-            credential(d.post, band.row),
-            Entitlements((), tab_of(band.record(d.post))),
-            d.amount_minor,
-            self.site,
-            d.at,
-            ref=s.key,
-        )
+        tab = Entitlements((), tab_of(band.record(d.post)))
+        cred = credential(d.post, band.row)
+        decision = authorize_posting(cred, tab, d.amount_minor, self.site, d.at, ref=key)
         if decision.allowed:
             row = PostingData(
                 uid=d.post,
@@ -626,34 +567,25 @@ class _Run:
                 description=d.description,
                 ts=d.at.timestamp(),
             )
-            self.bands.setdefault(d.post, band).postings.append((s.key, row))
+            self.band(d.post).postings.append((key, row))
             self.charged[str(ChargeCode.TAB)] += d.amount_minor
-            described = tuple(
-                ChargeLine(
-                    c.code,
-                    c.amount_minor,
-                    c.currency,
-                    params(**dict(c.params), description=d.description or None),
-                )
-                for c in decision.charges
-            )
-            decision = Decision(
-                decision.allowed,
-                decision.code,
-                decision.explanation,
-                decision.currency,
-                charges=described,
-                catalog_version=decision.catalog_version,
-            )
-        return Result(
-            s.line,
-            d.at,
-            "post",
-            d.post,
-            decision.explanation,
-            decision=decision,
-            amount_minor=d.amount_minor,
+            described = params(ref=key, description=d.description or None)
+            charges = tuple(replace(c, params=described) for c in decision.charges)
+            decision = replace(decision, charges=charges)
+        explanation = decision.explanation
+        return Result(line, d.at, "post", d.post, explanation, None, decision, d.amount_minor)
+
+    def pay(self, line: int, key: str, d: PayLine) -> Result:
+        row = PaymentData(
+            uid=d.pay, amount_minor=d.amount_minor, method=d.method, ts=d.at.timestamp()
         )
+        self.band(d.pay).payments.append((key, row))
+        explanation = Explanation("sim.paid", params(**self.money("amount", d.amount_minor)))
+        return Result(line, d.at, "pay", d.pay, explanation, amount_minor=d.amount_minor)
+
+    def timestop(self, line: int, _key: str, d: TimeStopLine) -> Result:
+        self.band(d.timestop).timestops.append(TimeStopData(uid=d.timestop, at=d.at.timestamp()))
+        return Result(line, d.at, "timestop", d.timestop, Explanation("sim.time_stop"))
 
 
 def run(steps: list[Step], site: Site) -> Simulation:
@@ -689,49 +621,3 @@ def _summary(results: tuple[Result, ...], state: _Run) -> Summary:
         owing_refusals=sum(1 for t in taps if t.code is RuleCode.DENIED_OWING),
         inside_at_end=sum(1 for zone in state.where.values() if zone is not None),
     )
-
-
-# ------------------------------------------------------------------------ as JSON values
-
-
-def _line_json(line: ChargeLine) -> dict[str, Any]:
-    return {
-        "code": str(line.code),
-        "amount_minor": line.amount_minor,
-        "currency": line.currency,
-        "params": dict(line.params),
-    }
-
-
-def result_json(
-    result: Result, site: Site, templates: Mapping[str, str] = TEMPLATES["en"]
-) -> dict[str, Any]:
-    """One result as a JSON object; the same fields for every action (null where none)."""
-    d = result.decision
-    return {
-        "line": result.line,
-        "at": result.at.astimezone(site.tz).isoformat(),
-        "action": result.action,
-        "uid": result.uid,
-        "gate": result.gate,
-        "allowed": None if d is None else d.allowed,
-        "code": None if d is None else str(d.code),
-        "explanation": {"key": result.explanation.key, "params": result.explanation.as_dict()},
-        "text": render(result.explanation, templates),
-        "amount_minor": result.amount_minor,
-        "charges": [] if d is None else [_line_json(c) for c in d.charges],
-        "credits": [] if d is None else [_line_json(c) for c in d.credits],
-        "due_minor": 0 if d is None else d.due_minor,
-        "post_to_tab": False if d is None else d.post_to_tab,
-        "offline": False if d is None else d.offline,
-        "currency": site.currency,
-    }
-
-
-def summary_json(summary: Summary, site: Site) -> dict[str, Any]:
-    return {
-        "summary": {
-            "currency": site.currency,
-            **{k: (dict(v) if isinstance(v, Mapping) else v) for k, v in vars(summary).items()},
-        }
-    }

@@ -22,7 +22,7 @@ def site(tmp_path):
 
 def smash_catalog_pages(db):
     conn = sqlite3.connect(db)
-    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='wristbands'").fetchone()[0]
+    root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name='catalog'").fetchone()[0]
     page_size = conn.execute("PRAGMA page_size").fetchone()[0]
     conn.close()
     with open(db, "r+b") as fh:
