@@ -6,7 +6,9 @@ Threads (and nothing else):
   state, and does all the work: it drains the inbox in batches, stores every event of a
   batch in ONE durable transaction, only THEN publishes each affected device's retained
   :class:`~entrada.protocol.Ack` (its watermarks), applies statuses, answers catalog
-  requests, republishes the catalog head when it changes, and pets the systemd watchdog;
+  requests (pages of the change log, or snapshots), republishes the catalog head when it
+  changes, compacts the catalog's change log every few minutes, and pets the systemd
+  watchdog;
 - the **MQTT network thread** of :class:`~entrada.mqtt.MqttLink` only puts
   ``LinkUp``/``LinkDown``/``Incoming`` on the bounded inbox. When the inbox is full it
   waits, which stops reading from the socket: back-pressure reaches the broker instead of
@@ -34,17 +36,29 @@ from types import FrameType
 
 from sdnotify import SystemdNotifier
 
-from central.catalog import HeadPublisher, answer_request
+from central.catalog import Compactor, HeadPublisher, answer_request
 from central.ingest import DecodedBatch, decode_events
+from central.replay import Replayer
 from central.settings import CentralConfig
+from central.sqlite_store import SqliteStorage
 from central.store import DeviceBatch, Storage, open_storage
 from entrada import config as entrada_config
 from entrada.codes import Rejection
 from entrada.errors import ConfigError, EntradaError, ProtocolError, StoreError
 from entrada.logutil import ThrottledLog
 from entrada.logutil import configure as configure_logging
-from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink
-from entrada.protocol import Ack, CatalogHead, Status, Topics, decode, encode, rejection_code
+from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
+from entrada.protocol import (
+    Ack,
+    CatalogHead,
+    CatalogSnapshot,
+    CentralStatus,
+    Status,
+    Topics,
+    decode,
+    encode,
+    rejection_code,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +96,11 @@ class Stats:
     statuses_applied: int = 0
     statuses_ignored: int = 0
     pages_served: int = 0
+    snapshot_pages_served: int = 0
+    catalog_compacted: int = 0
     store_failures: int = 0
+    #: Offline decisions replayed against central's data (conflicts: ``entrada conflicts``).
+    replayed: int = 0
 
 
 @dataclass
@@ -140,6 +158,10 @@ class CentralService:
         self._refused = ThrottledLog(logger)  # owner thread only
         self._full = ThrottledLog(logger)  # MQTT network thread only
         self._heads = HeadPublisher(self.topics, HEAD_CHECK_INTERVAL)
+        self._compactor = Compactor(cfg.catalog.keep_versions)
+        self._replayer = Replayer(settle_seconds=cfg.replay.settle)
+        self._next_replay = 0.0
+        self._link: MqttLink | None = None
         self._states: dict[str, str] = {}
 
     # ------------------------------------------------------------------ public
@@ -243,7 +265,10 @@ class CentralService:
                     (self.topics.catalog_head, 1),
                 ],
                 clean_start=False,
+                will=self._will,
+                epoch_source=_epochs(self._clock),
             )
+            self._link = link
             self._states = {d.device: d.state for d in store.devices()}
             link.start()
             self._opened.set()
@@ -275,12 +300,37 @@ class CentralService:
                 self._heads.check(store, link.publish, self._clock(), mono)
             except StoreError as err:
                 self._refused.warning("head", "cannot read the catalog head: %s", err)
+            try:
+                self.stats.catalog_compacted += self._compactor.check(store, mono)
+            except StoreError as err:
+                self._refused.warning("compact", "compacting the catalog log failed: %s", err)
+            if mono >= self._next_replay:
+                self._next_replay = mono + self.cfg.replay.every
+                try:
+                    if isinstance(store, SqliteStorage):  # replays read SQLite directly
+                        self.stats.replayed += self._replayer.run_once(store, self._clock())
+                except StoreError as err:
+                    self._refused.warning("replay", "replaying offline decisions failed: %s", err)
             systemd.pet(mono)
+
+    def _will(self, epoch: int) -> Will:
+        offline = CentralStatus(state="offline", epoch=max(epoch, 1), ts=self._clock())
+        return Will(self.topics.central_status, encode(offline))
+
+    def _publish_status(self, state: str, epoch: int) -> None:
+        """Central's retained status: gates count their time without central from it."""
+        link = self._link
+        if link is None:
+            return
+        status = CentralStatus(state=state, epoch=max(epoch, 1), ts=self._clock())  # type: ignore[arg-type]
+        link.publish(self.topics.central_status, encode(status), qos=1, retain=True)
 
     def _shutdown(self, store: Storage, link: MqttLink | None) -> None:
         """Each step on its own: a failing one must not skip the others."""
         try:
             if link is not None:
+                if link.connected:
+                    self._publish_status("offline", link.epoch)
                 link.stop()
         finally:
             try:
@@ -333,6 +383,7 @@ class CentralService:
         elif isinstance(item, LinkUp):
             self._connected.set()
             self._heads.reset()  # the broker may have lost the retained head
+            self._publish_status("online", item.epoch)
         elif isinstance(item, LinkDown):
             self._connected.clear()
 
@@ -478,8 +529,13 @@ class CentralService:
 
     def _serve_catalog(self, device: str, payload: bytes, store: Storage, link: MqttLink) -> None:
         try:
-            topic, body, page = answer_request(
-                store, self.topics, device, payload, self.cfg.catalog.page_size
+            topic, body, reply = answer_request(
+                store,
+                self.topics,
+                device,
+                payload,
+                self.cfg.catalog.page_size,
+                snapshot_after=self.cfg.catalog.snapshot_after,
             )
         except ProtocolError as err:
             self._refuse("catalog/req", device, rejection_code(err), str(err))
@@ -487,18 +543,41 @@ class CentralService:
         except StoreError as err:
             self._refused.warning(("store",), "reading the catalog failed: %s", err)
             return
-        if link.publish(topic, body, qos=1, retain=False):
+        if not link.publish(topic, body, qos=1, retain=False):
+            return
+        if isinstance(reply, CatalogSnapshot):
+            self.stats.snapshot_pages_served += 1
+            logger.debug(
+                "catalog snapshot as of %d after %r (%d rows) to %s",
+                reply.as_of,
+                reply.after,
+                len(reply.rows),
+                device,
+            )
+        else:
             self.stats.pages_served += 1
             logger.debug(
                 "catalog page (%d, %d] of %d to %s",
-                page.from_version,
-                page.to_version,
-                page.head,
+                reply.from_version,
+                reply.to_version,
+                reply.head,
                 device,
             )
 
 
 # ------------------------------------------------------------------ entry point
+
+
+def _epochs(clock: Callable[[], float]) -> Callable[[], int]:
+    """Connect epochs that keep growing across restarts (at least the Unix time)."""
+    last = 0
+
+    def next_epoch() -> int:
+        nonlocal last
+        last = max(last + 1, int(clock()))
+        return last
+
+    return next_epoch
 
 
 def run_central(config_path: str) -> int:
@@ -522,14 +601,24 @@ def run_central(config_path: str) -> int:
             previous[sig] = signal.signal(sig, on_signal)
     service = CentralService(cfg)
     try:
+        api = None
         try:
             service.start()
+            if cfg.api.enabled:
+                from central.api import ApiServer, create_app  # FastAPI only when asked for
+
+                api = ApiServer(create_app(service.db_path), cfg.api.host, cfg.api.port)
+                api.start()
+                logger.info("API on http://%s:%d/api", cfg.api.host, api.port)
         except EntradaError as err:
             logger.error("%s", err)
+            service.stop()
             return EXIT_FAILURE
         while not stop.wait(0.5):
             if not service.running:
                 break
+        if api is not None:
+            api.stop()
         service.stop()
         return EXIT_FAILURE if service.error is not None else 0
     finally:

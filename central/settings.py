@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
+from central.api_settings import ApiSection
 from entrada.config import Section, option, section
+from entrada.protocol import MAX_PAGE_CHANGES
 from entrada.settings_common import SITE_ID, LogSection, MqttSection
 
 
@@ -44,7 +46,44 @@ class RegistrySection(Section):
 
 
 class CatalogSection(Section):
-    page_size: int = option(1000, "Changes per catalog page.", ge=1, le=5000)
+    """How the catalog is served to devices and how much of its change log is kept."""
+
+    page_size: int = option(
+        MAX_PAGE_CHANGES,
+        "Most changes (or snapshot rows) in one catalog page; a device may ask for fewer. "
+        "A page is also cut to fit the MQTT payload limit (1 MiB).",
+        ge=1,
+        le=MAX_PAGE_CHANGES,
+    )
+    snapshot_after: int = option(
+        100_000,
+        "A device more than this many versions behind the head gets a snapshot of the "
+        "current catalog instead of every change since its version (also one behind the "
+        "compacted part of the change log).",
+        ge=1,
+        le=1_000_000_000,
+    )
+    keep_versions: int = option(
+        500_000,
+        "Newest change-log entries kept; older ones are compacted away every few minutes. "
+        "Rules documents are kept for good whatever this says.",
+        ge=1000,
+        le=1_000_000_000,
+    )
+
+
+class ReplaySection(Section):
+    """Replaying the decisions gates made without central, to report conflicts."""
+
+    settle: float = option(
+        300.0,
+        "Wait this long after an offline decision reaches central before replaying it, so "
+        "the passages other gates made during the same outage arrive first.",
+        unit="s",
+        ge=0,
+        le=86400,
+    )
+    every: float = option(5.0, "How often to look for decisions to replay.", unit="s", ge=0.1)
 
 
 class CentralConfig(Section):
@@ -55,4 +94,6 @@ class CentralConfig(Section):
     ingest: IngestSection = section(IngestSection)
     registry: RegistrySection = section(RegistrySection)
     catalog: CatalogSection = section(CatalogSection)
+    replay: ReplaySection = section(ReplaySection)
+    api: ApiSection = section(ApiSection)
     log: LogSection = section(LogSection)

@@ -13,39 +13,29 @@ Watermarks are advanced in the same transaction as the events (see :meth:`_advan
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
 import sqlite3
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal, ParamSpec, TypeVar
+from typing import Literal
 
-from pydantic import TypeAdapter, ValidationError
-
+from central.catalog_store import CATALOG_SCHEMA, SqliteCatalog, migrate, translated
 from central.registry import DeviceRecord, accept_status
-from central.store import (
-    DeviceBatch,
-    QuarantineRecord,
-    StoredEvent,
-    StoreResult,
-    WristbandRow,
-)
+from central.store import DeviceBatch, QuarantineRecord, StoredEvent, StoreResult
 from entrada.errors import StoreError
-from entrada.protocol import CatalogChange, Event, Status, Uid, WristbandChange, WristbandData
+from entrada.protocol import Event, Status
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: 2: the catalog holds every entity (``catalog_rows``), not only wristbands.
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 10_000
 #: Rows read at a time while walking a watermark over previously stored seqs.
 _WALK_CHUNK = 1024
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
@@ -76,38 +66,16 @@ CREATE TABLE IF NOT EXISTS devices (
     versions TEXT, outbox_depth INTEGER NOT NULL DEFAULT 0, faults TEXT NOT NULL DEFAULT '[]',
     last_seen REAL, first_seen REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS wristbands (
-    uid TEXT PRIMARY KEY, status TEXT NOT NULL, holder TEXT, valid_until REAL,
-    version INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS catalog_log (
-    version INTEGER PRIMARY KEY, entity TEXT NOT NULL, op TEXT NOT NULL, key TEXT NOT NULL,
-    data TEXT, ts REAL NOT NULL
-);
 """
-
-_UID = TypeAdapter(Uid)
 
 
 def _dumps(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def _translated(fn: Callable[P, R]) -> Callable[P, R]:
-    """Turn sqlite3 errors escaping a read method into StoreError."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except sqlite3.Error as err:
-            raise StoreError(f"store read failed: {err}") from err
-
-    return wrapper
-
-
-class SqliteStorage:
-    """:class:`Storage` in one SQLite file (WAL). Use it from one thread only."""
+class SqliteStorage(SqliteCatalog):
+    """:class:`Storage` in one SQLite file (WAL). Use it from one thread only. The
+    catalog methods come from :class:`~central.catalog_store.SqliteCatalog`."""
 
     def __init__(
         self,
@@ -163,7 +131,7 @@ class SqliteStorage:
     def _create_schema(self) -> None:
         with self._write() as c:
             # one statement at a time: executescript() would commit the transaction
-            for statement in _SCHEMA.split(";"):
+            for statement in (_SCHEMA + CATALOG_SCHEMA).split(";"):
                 if statement.strip():
                     c.execute(statement)
             row = c.execute("SELECT MAX(version) FROM schema_version").fetchone()
@@ -174,12 +142,19 @@ class SqliteStorage:
                     f"{self.path} has schema {row[0]}, this software knows {SCHEMA_VERSION}: "
                     "upgrade Entrada"
                 )
+            elif row[0] < SCHEMA_VERSION:
+                migrate(c, row[0])
+                c.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
 
     def _check_version(self) -> None:
         try:
             row = self._conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
         except sqlite3.OperationalError as err:
             raise StoreError(f"{self.path} is not a central store: {err}") from err
+        if row[0] is not None and row[0] < SCHEMA_VERSION:
+            raise StoreError(
+                f"{self.path} has the older schema {row[0]}: start central once to upgrade it"
+            )
         if row[0] is None or row[0] > SCHEMA_VERSION:
             raise StoreError(f"{self.path}: unsupported schema version {row[0]}")
 
@@ -374,7 +349,7 @@ class SqliteStorage:
             for (device, stream), seqs in by_stream.items():
                 self._advance(c, device, stream, seqs)
 
-    @_translated
+    @translated
     def watermarks(self, device: str) -> dict[str, int]:
         return dict(
             self._conn.execute(
@@ -417,7 +392,7 @@ class SqliteStorage:
                 )
             return True
 
-    @_translated
+    @translated
     def devices(self) -> list[DeviceRecord]:
         rows = self._conn.execute(
             "SELECT device, role, state, epoch, versions, outbox_depth, faults, last_seen, "
@@ -438,94 +413,6 @@ class SqliteStorage:
             for r in rows
         ]
 
-    # -------------------------------------------------------------- catalog
-
-    @_translated
-    def catalog_head(self) -> int:
-        return int(
-            self._conn.execute("SELECT COALESCE(MAX(version), 0) FROM catalog_log").fetchone()[0]
-        )
-
-    @_translated
-    def catalog_changes(self, since: int, limit: int) -> list[CatalogChange]:
-        rows = self._conn.execute(
-            "SELECT version, entity, op, key, data FROM catalog_log WHERE version > ? "
-            "ORDER BY version LIMIT ?",
-            (since, limit),
-        ).fetchall()
-        try:
-            return [
-                WristbandChange(
-                    version=v,
-                    entity=entity,
-                    op=op,
-                    key=key,
-                    data=WristbandData.model_validate_json(data) if data else None,
-                )
-                for v, entity, op, key, data in rows
-            ]
-        except ValidationError as err:
-            raise StoreError(f"{self.path}: corrupt catalog log entry: {err}") from err
-
-    @staticmethod
-    def _validated(row: WristbandRow) -> tuple[str, WristbandData]:
-        try:
-            uid = _UID.validate_python(row.uid)
-            data = WristbandData(status=row.status, holder=row.holder, valid_until=row.valid_until)
-        except ValidationError as err:
-            raise StoreError(f"invalid wristband {row!r}: {err.errors()[0]['msg']}") from err
-        return uid, data
-
-    def catalog_upsert_wristbands(self, rows: Iterable[WristbandRow], now: float) -> int:
-        checked = [self._validated(WristbandRow(*r)) for r in rows]
-        with self._write() as c:
-            head = self._head(c)
-            for uid, data in checked:
-                current = c.execute(
-                    "SELECT status, holder, valid_until FROM wristbands WHERE uid = ?", (uid,)
-                ).fetchone()
-                if current == (data.status, data.holder, data.valid_until):
-                    continue
-                head += 1
-                c.execute(
-                    "INSERT INTO wristbands (uid, status, holder, valid_until, version) "
-                    "VALUES (?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET "
-                    "status = excluded.status, holder = excluded.holder, "
-                    "valid_until = excluded.valid_until, version = excluded.version",
-                    (uid, data.status, data.holder, data.valid_until, head),
-                )
-                c.execute(
-                    "INSERT INTO catalog_log (version, entity, op, key, data, ts) "
-                    "VALUES (?, 'wristband', 'upsert', ?, ?, ?)",
-                    (head, uid, data.model_dump_json(), now),
-                )
-            return head
-
-    def catalog_delete_wristbands(self, uids: Iterable[str], now: float) -> int:
-        wanted = list(uids)
-        with self._write() as c:
-            head = self._head(c)
-            for uid in wanted:
-                if c.execute("DELETE FROM wristbands WHERE uid = ?", (uid,)).rowcount:
-                    head += 1
-                    c.execute(
-                        "INSERT INTO catalog_log (version, entity, op, key, data, ts) "
-                        "VALUES (?, 'wristband', 'delete', ?, NULL, ?)",
-                        (head, uid, now),
-                    )
-            return head
-
-    @staticmethod
-    def _head(c: sqlite3.Connection) -> int:
-        return int(c.execute("SELECT COALESCE(MAX(version), 0) FROM catalog_log").fetchone()[0])
-
-    @_translated
-    def wristband(self, uid: str) -> WristbandRow | None:
-        row = self._conn.execute(
-            "SELECT uid, status, holder, valid_until FROM wristbands WHERE uid = ?", (uid,)
-        ).fetchone()
-        return WristbandRow(*row) if row is not None else None
-
     # -------------------------------------------------------------- reports
 
     @staticmethod
@@ -539,12 +426,12 @@ class SqliteStorage:
             args.append(device)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), tuple(args)
 
-    @_translated
+    @translated
     def count_events(self, kind: str | None = None, device: str | None = None) -> int:
         where, args = self._where(kind, device)
         return int(self._conn.execute(f"SELECT COUNT(*) FROM events{where}", args).fetchone()[0])  # noqa: S608 (fixed clauses, values bound)
 
-    @_translated
+    @translated
     def event_counts(self) -> dict[str, int]:
         return dict(
             self._conn.execute(
@@ -568,7 +455,7 @@ class SqliteStorage:
         except sqlite3.Error as err:
             raise StoreError(f"store read failed: {err}") from err
 
-    @_translated
+    @translated
     def count_quarantined(self, device: str | None = None) -> int:
         if device is None:
             row = self._conn.execute("SELECT COUNT(*) FROM quarantine").fetchone()

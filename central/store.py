@@ -10,22 +10,31 @@ backend keeps:
   stored (as an event, or as a quarantined event whose stream and seq were readable). It
   only grows, and it is what central acknowledges; a device deletes what is at or below it.
 - Each write method is one transaction; a batch of many devices is one transaction too.
-- The catalog is a versioned change log: every changed row appends one entry with a
-  strictly increasing version; writing a row that is already so appends nothing.
+- The catalog is a versioned change log over rows ``(entity, key) -> data`` (the entities
+  and data models of :data:`entrada.protocol.ENTITY_DATA`): every changed row appends one
+  entry with the next version (no gaps); writing a row that is already so appends nothing.
+  The current rows are kept too, so a device too far behind (or behind the compacted part
+  of the log) takes a snapshot of them instead. Every rules document is kept for good.
 
 :func:`open_storage` picks the backend named by ``central.store`` in the config.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple, Protocol
 
+from pydantic import BaseModel
+
 from central.registry import DeviceRecord
-from entrada.errors import StoreError
-from entrada.protocol import CatalogChange, Event, Status
+from entrada.codes import Rejection
+from entrada.errors import ProtocolError, StoreError
+from entrada.protocol import ENTITY_DATA, CatalogChange, Event, Status
+
+_CURSOR = re.compile(r"^([a-z]{1,32})/([A-Za-z0-9][A-Za-z0-9_.:-]{0,63})$")
 
 # ------------------------------------------------------------------------ values
 
@@ -66,10 +75,16 @@ class DeviceBatch:
 
 
 class WristbandRow(NamedTuple):
+    """A wristband row for the wristband-only calls; the fields of
+    :class:`~entrada.protocol.WristbandData` with the uid first."""
+
     uid: str
     status: Literal["active", "blocked", "lost", "expired"] = "active"
     holder: str | None = None
     valid_until: float | None = None
+    assurance: Literal["secure", "uid_only"] = "secure"
+    deposit_minor: int = 0
+    tab_limit_minor: int | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +97,21 @@ class StoredEvent:
     ts: float
     data: dict[str, Any]
     received_at: float
+
+
+def make_cursor(entity: str, key: str) -> str:
+    """The snapshot cursor continuing after row ``(entity, key)``: ``"{entity}/{key}"``
+    (neither contains a ``/``). Every backend pages snapshots in (entity, key) order."""
+    return f"{entity}/{key}"
+
+
+def parse_cursor(cursor: str) -> tuple[str, str]:
+    """``(entity, key)`` of a snapshot cursor; ProtocolError (``reject.shape``) for one
+    :func:`make_cursor` cannot have made (a device sends it back to us)."""
+    match = _CURSOR.fullmatch(cursor)
+    if match is None or match[1] not in ENTITY_DATA:
+        raise ProtocolError(f"{Rejection.BAD_SHAPE}: snapshot cursor {cursor[:80]!r} is not ours")
+    return match[1], match[2]
 
 
 # ---------------------------------------------------------------------- contract
@@ -131,14 +161,61 @@ class Storage(Protocol):
         """The catalog's latest version (0 when empty)."""
         ...
 
+    def catalog_floor(self) -> int:
+        """The smallest ``since`` the change log can still answer from: 0 when nothing was
+        compacted, else the highest compacted version."""
+        ...
+
     def catalog_changes(self, since: int, limit: int) -> list[CatalogChange]:
-        """Up to ``limit`` change-log entries with ``version > since``, in version order."""
+        """Up to ``limit`` change-log entries with ``version > since``, in version order,
+        of every entity. Entries at or below :meth:`catalog_floor` are gone."""
+        ...
+
+    def catalog_apply(
+        self, changes: Sequence[tuple[str, str, BaseModel | None]], now: float
+    ) -> int:
+        """Write ``(entity, key, data)`` rows (``data`` None: delete) in ONE transaction.
+        Each row that really changes appends one log entry with the next version; a row
+        equal to the stored one, or the delete of a missing one, appends nothing. Rules
+        changes are also kept in the rules history (:meth:`rules_document`). Returns the
+        head. Every change is checked against the wire contract first
+        (:data:`entrada.protocol.CATALOG_CHANGE`): one invalid and StoreError is raised
+        with nothing written."""
+        ...
+
+    def catalog_row(self, entity: str, key: str) -> BaseModel | None:
+        """One row's data as the catalog has it now (its entity's data model)."""
+        ...
+
+    def catalog_rows_for_uid(self, uid: str) -> list[tuple[str, str, int, BaseModel]]:
+        """``(entity, key, version, data)`` of the entitlements, postings, payments and
+        time stops of wristband ``uid``, in version order."""
+        ...
+
+    def catalog_snapshot(
+        self, after: str | None, limit: int
+    ) -> tuple[list[CatalogChange], str | None]:
+        """Up to ``limit`` current rows as ``upsert`` changes (each with its row's
+        version), in (entity, key) order after the opaque cursor ``after`` (None: from
+        the start), and the cursor that continues them (None when no row is left).
+        Raises ProtocolError for a cursor this store did not make."""
+        ...
+
+    def compact_catalog(self, keep: int, max_rows: int | None = None) -> int:
+        """Delete change-log entries with ``version <= head - keep`` (never the newest
+        ``keep``; at most ``max_rows`` of them when given) and record the new floor
+        durably. Returns how many entries went."""
+        ...
+
+    def rules_document(self, at_version: int | None = None) -> tuple[int, dict[str, Any]] | None:
+        """``(version, document)`` of the rules in force at catalog version
+        ``at_version`` (the latest published at or before it; None: the latest), or None
+        when there were none (never published, or deleted)."""
         ...
 
     def catalog_upsert_wristbands(self, rows: Iterable[WristbandRow], now: float) -> int:
-        """Insert or update wristbands in one transaction; each row that changes appends
-        one log entry, an unchanged row appends nothing. Returns the new head. Raises
-        StoreError (nothing written) if a row is invalid."""
+        """Insert or update wristbands (:meth:`catalog_apply` of ``wristband`` rows).
+        Raises StoreError (nothing written) if a row is invalid."""
         ...
 
     def catalog_delete_wristbands(self, uids: Iterable[str], now: float) -> int:

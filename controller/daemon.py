@@ -13,6 +13,7 @@ import signal
 from pathlib import Path
 from types import FrameType
 
+from controller.clock import SimClock, SystemClock
 from controller.runtime import DeviceRuntime
 from controller.settings import DeviceConfig
 from controller.simchannel import SimChannel
@@ -55,8 +56,17 @@ def build_runtime(cfg: DeviceConfig) -> tuple[DeviceRuntime, SimChannel | None]:
     drivers = build_drivers(cfg.drivers)
     drivers.relay.release()
     store = DeviceStore(cfg.device.data_dir / "device.db")
-    runtime = DeviceRuntime(cfg, drivers, store, notify=_notifier())  # type: ignore[arg-type]
+    clock = SimClock() if cfg.device.clock == "sim" else SystemClock()
+    runtime = DeviceRuntime(
+        cfg,
+        drivers,
+        store,
+        clock=clock,
+        notify=_notifier(),  # type: ignore[arg-type]
+    )
     sims = drivers.simulators()
+    if isinstance(clock, SimClock):
+        sims["clock"] = clock
     channel = SimChannel(cfg.device.run_dir, cfg.device.id, sims) if sims else None
     return runtime, channel
 

@@ -26,6 +26,11 @@ class DeviceSection(Section):
     run_dir: Path = option(
         Path("/run/entrada"), "Folder for runtime sockets (the simulator channel).", lax=True
     )
+    clock: Literal["system", "sim"] = option(
+        "system",
+        "`sim`: wall time can be moved with `entrada sim clock` (tests, the demo's simulated "
+        "day); never on a real gate.",
+    )
 
 
 class OutboxSection(Section):

@@ -107,11 +107,31 @@ class SimChannel:
             elif verb == "reader":
                 reader = self._sim("rfid")
                 reader.offline = not bool(req.get("online", True))
+            elif verb == "clock":
+                return self._clock(req)
             else:
-                return {"ok": False, "error": f"unknown verb {verb!r} (tap, press, rotate, reader)"}
+                return {
+                    "ok": False,
+                    "error": f"unknown verb {verb!r} (tap, press, rotate, reader, clock)",
+                }
         except (ValueError, DriverError, EntradaError) as err:
             return {"ok": False, "error": str(err)}
         return {"ok": True}
+
+    def _clock(self, req: dict[str, Any]) -> dict[str, Any]:
+        """``{"verb": "clock", "set": T}`` or ``{"advance": s}``; answers the time."""
+        clock = self._sim("clock")
+        wall, step = req.get("set"), req.get("advance")
+        for name, value in (("set", wall), ("advance", step)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value != value
+            ):
+                return {"ok": False, "error": f"{name} must be a number of seconds"}
+        if wall is not None:
+            clock.set(float(wall))
+        if step is not None:
+            clock.advance(float(step))
+        return {"ok": True, "time": clock.time()}
 
     def _sim(self, part: str) -> Any:
         sim = self.simulators.get(part)
@@ -167,6 +187,9 @@ class SimClient:
 
     def rotate(self) -> dict[str, Any]:
         return self.request(verb="rotate")
+
+    def set_clock(self, wall: float) -> dict[str, Any]:
+        return self.request(verb="clock", set=wall)
 
     def close(self) -> None:
         for closer in (self._file, self._sock):

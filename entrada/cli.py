@@ -107,6 +107,10 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             reply = client.press(args.button)
         elif args.verb == "rotate":
             reply = client.rotate()
+        elif args.verb == "clock":
+            reply = client.request(verb="clock", set=args.set, advance=args.advance)
+            if reply.get("ok"):
+                print(f"{args.device} wall time {reply['time']:.3f}")
         else:
             reply = client.request(verb="reader", online=args.state == "online")
     finally:
@@ -117,18 +121,91 @@ def _cmd_sim(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_catalog(args: argparse.Namespace) -> int:
-    from central.admin import import_wristbands_csv, set_wristbands
+#: Marks an option left out (``None`` may be a value: ``--tab-limit none``).
+_UNSET = object()
+
+
+def _minor(text: str) -> int:
+    """An amount in integer minor units (``1250`` is 12.50 in a two-decimal currency)."""
+    if not text.isascii() or not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of minor units")
+    return int(text)
+
+
+def _minor_or_none(text: str) -> int | None:
+    return None if text.lower() == "none" else _minor(text)
+
+
+def _central_db(args: argparse.Namespace) -> Path:
     from central.service import db_path, load_central_config
 
-    cfg = load_central_config(args.config)
-    db = db_path(cfg)
+    return db_path(load_central_config(args.config))
+
+
+def _cmd_catalog(args: argparse.Namespace) -> int:
+    from central import admin, admin_catalog
+
+    db = _central_db(args)
     if args.action == "set":
-        head = set_wristbands(db, [(uid.upper(), args.status, args.holder) for uid in args.uids])
+        fields = {
+            name: value
+            for name, value in (
+                ("status", args.status),
+                ("holder", args.holder),
+                ("assurance", args.assurance),
+                ("deposit_minor", args.deposit),
+                ("tab_limit_minor", args.tab_limit),
+            )
+            if value is not _UNSET
+        }
+        head = admin.update_wristbands(db, args.uids, fields)
+    elif args.action == "import":
+        head = admin.import_wristbands_csv(db, args.file)
+    elif args.action == "rules":
+        try:
+            head = admin_catalog.publish_rules(db, args.file)
+        except admin_catalog.RulesDocumentError as err:
+            print(err, file=sys.stderr)
+            return EXIT_CONFIG
+    elif args.action == "entitle":
+        ent_id, head = admin_catalog.entitle(
+            db,
+            args.uid,
+            args.tariff,
+            entitlement_id=args.id,
+            concession=args.concession,
+            valid_from=args.valid_from,
+            valid_to=args.valid_to,
+        )
+        print(f"entitlement {ent_id}")
     else:
-        with open(args.file, encoding="utf-8") as fh:
-            head = import_wristbands_csv(db, fh)
+        head = admin_catalog.import_entitlements_csv(db, args.file)
     print(f"catalog version {head}")
+    return 0
+
+
+def _cmd_tab(args: argparse.Namespace) -> int:
+    from central import admin_catalog
+    from controller.rules.explain import render
+
+    db = _central_db(args)
+    try:
+        if args.action == "post":
+            entry = admin_catalog.post_to_tab(
+                db, args.uid, args.amount, ref=args.ref, description=args.description
+            )
+        elif args.action == "pay":
+            entry = admin_catalog.pay_tab(
+                db, args.uid, args.amount, ref=args.ref, method=args.method
+            )
+        else:
+            entry = admin_catalog.stop_time(db, args.uid, at=args.at, ref=args.ref)
+    except admin_catalog.TabRefused as err:
+        print(f"refused [{err.code}]: {render(err.explanation)}", file=sys.stderr)
+        return 1
+    again = " (already recorded)" if entry.duplicate else ""
+    owed = f"; tab owes {entry.owed_minor}" if args.action != "timestop" else ""
+    print(f"{args.action} {entry.ref}{again}{owed}; catalog version {entry.head}")
     return 0
 
 
@@ -182,6 +259,12 @@ def build_parser() -> argparse.ArgumentParser:
     press.add_argument("button")
     rot = ssub.add_parser("rotate", help="turn the simulated turnstile once")
     rot.add_argument("device")
+    clk = ssub.add_parser(
+        "clock", help='move the wall time of a device with [device] clock = "sim"'
+    )
+    clk.add_argument("device")
+    clk.add_argument("--set", type=float, help="Unix time to set")
+    clk.add_argument("--advance", type=float, help="seconds to move forward (or back)")
     rdr = ssub.add_parser("reader", help="take the simulated reader offline or back")
     rdr.add_argument("device")
     rdr.add_argument("state", choices=["online", "offline"])
@@ -190,15 +273,72 @@ def build_parser() -> argparse.ArgumentParser:
     cat = sub.add_parser("catalog", help="change the site catalog (through central's store)")
     cat.add_argument("--config", required=True, help="central config file")
     csub = cat.add_subparsers(dest="action", required=True)
-    cset = csub.add_parser("set", help="add or change wristbands")
-    cset.add_argument("uids", nargs="+")
-    cset.add_argument(
-        "--status", default="active", choices=["active", "blocked", "lost", "expired"]
+    cset = csub.add_parser(
+        "set", help="add or change wristbands (options left out keep their current values)"
     )
-    cset.add_argument("--holder")
-    cimp = csub.add_parser("import", help="import wristbands from CSV (uid,status,holder)")
+    cset.add_argument("uids", nargs="+")
+    cset.add_argument("--status", default=_UNSET, choices=["active", "blocked", "lost", "expired"])
+    cset.add_argument("--holder", default=_UNSET, help="holder's name ('' clears it)")
+    cset.add_argument(
+        "--assurance",
+        default=_UNSET,
+        choices=["secure", "uid_only"],
+        help="uid_only: a medium that can be cloned (never carries a tab)",
+    )
+    cset.add_argument(
+        "--deposit", default=_UNSET, type=_minor, metavar="MINOR", help="deposit held"
+    )
+    cset.add_argument(
+        "--tab-limit",
+        default=_UNSET,
+        type=_minor_or_none,
+        metavar="MINOR",
+        help="most the open tab may owe ('none': no limit)",
+    )
+    cimp = csub.add_parser(
+        "import",
+        help="import wristbands from CSV (uid,status,holder,valid_until,assurance,"
+        "deposit_minor,tab_limit_minor; only uid is required)",
+    )
     cimp.add_argument("file")
+    crules = csub.add_parser("rules", help="publish the site's rules (JSON, or TOML if .toml)")
+    crules.add_argument("file")
+    cent = csub.add_parser("entitle", help="give a wristband a ticket or pass")
+    cent.add_argument("uid")
+    cent.add_argument("tariff", help="a tariff id of the current rules")
+    cent.add_argument("--id", help="entitlement id (default: a fresh one)")
+    cent.add_argument(
+        "--concession",
+        default="adult",
+        choices=["adult", "child", "senior", "student", "disabled"],
+    )
+    cent.add_argument("--from", dest="valid_from", metavar="DATE", help="YYYY-MM-DD, inclusive")
+    cent.add_argument("--to", dest="valid_to", metavar="DATE", help="YYYY-MM-DD, inclusive")
+    cents = csub.add_parser(
+        "entitlements",
+        help="import entitlements from CSV (id,uid,tariff_id,concession,valid_from,valid_to)",
+    )
+    cents.add_argument("file")
     cat.set_defaults(func=_cmd_catalog)
+
+    tab = sub.add_parser("tab", help="post to, pay or stop the clock of a wristband's tab")
+    tab.add_argument("--config", required=True, help="central config file")
+    tsub = tab.add_subparsers(dest="action", required=True)
+    tpost = tsub.add_parser("post", help="post a charge (checked against the rules)")
+    tpost.add_argument("uid")
+    tpost.add_argument("amount", type=_minor, metavar="AMOUNT_MINOR")
+    tpost.add_argument("--ref", help="reference (default: a fresh one); a retry reuses it")
+    tpost.add_argument("--description", default="")
+    tpay = tsub.add_parser("pay", help="record a payment")
+    tpay.add_argument("uid")
+    tpay.add_argument("amount", type=_minor, metavar="AMOUNT_MINOR")
+    tpay.add_argument("--ref", help="reference (default: a fresh one); a retry reuses it")
+    tpay.add_argument("--method", default="", help="e.g. cash, card")
+    tstop = tsub.add_parser("timestop", help="stop the stay clock (a kiosk tap)")
+    tstop.add_argument("uid")
+    tstop.add_argument("--at", type=float, metavar="UNIX", help="when (default: now)")
+    tstop.add_argument("--ref", help="reference (default: a fresh one)")
+    tab.set_defaults(func=_cmd_tab)
 
     dv = sub.add_parser("devices", help="list devices as central sees them")
     dv.add_argument("--config", required=True, help="central config file")
@@ -217,6 +357,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None)
     demo.add_argument("--workdir", help="keep the site's files here (default: a temp dir)")
     demo.set_defaults(func=_cmd_demo)
+
+    from entrada import cli_history, cli_rules
+
+    cli_rules.register(sub)
+    cli_history.register(sub)
     return p
 
 

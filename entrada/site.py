@@ -44,6 +44,8 @@ class GateSpec:
     zone_from: str = ""
     zone_to: str = ""
     collects_media: bool = False
+    #: ``[device] clock``: "sim" lets :meth:`Site.set_time` move the gate's wall time.
+    clock: str = "system"
 
 
 def _ro(path: Path) -> sqlite3.Connection:
@@ -107,6 +109,7 @@ class Site:
                     "role": "gate",
                     "data_dir": str(self.workdir / g.id),
                     "run_dir": str(self.run_dir),
+                    "clock": g.clock,
                 },
                 "mqtt": mqtt,
                 "outbox": {"ack_timeout": 2.0, "backoff_max": 5.0},
@@ -256,16 +259,76 @@ class Site:
         if not reply.get("ok"):
             raise EntradaError(f"tap refused by {gate_id}: {reply.get('error')}")
 
+    def tap_and_wait(self, gate_id: str, uid: str, timeout: float = 15) -> None:
+        """Tap, and return once the gate has recorded the decision (an event emitted)."""
+        before = self.gate_state(gate_id)["emitted"]
+        self.tap(gate_id, uid)
+        self._wait(
+            lambda: self.gate_state(gate_id)["emitted"] > before,
+            timeout,
+            f"{gate_id} to decide on {uid}",
+        )
+
+    def passages_known(self, gate_id: str) -> int:
+        """Passages a gate holds (its own and its peers')."""
+        conn = _ro(self.gate_db(gate_id))
+        try:
+            return int(conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0])
+        finally:
+            conn.close()
+
+    def wait_passages(self, count: int, timeout: float = 30) -> None:
+        """Until every gate holds at least ``count`` passages (peers' included)."""
+        self._wait(
+            lambda: all(self.passages_known(g.id) >= count for g in self.gates),
+            timeout,
+            f"every gate to know {count} passages",
+        )
+
     def rotate(self, gate_id: str) -> None:
         """Turn a gate's simulated turnstile once (the gate needs ``rotation="sim"``)."""
         reply = self._client(gate_id).rotate()
         if not reply.get("ok"):
             raise EntradaError(f"rotation refused by {gate_id}: {reply.get('error')}")
 
+    def set_time(self, wall: float) -> None:
+        """Move the wall clock of every gate with ``clock="sim"`` to ``wall`` (Unix time)."""
+        for g in self.gates:
+            if g.clock == "sim":
+                reply = self._client(g.id).set_clock(wall)
+                if not reply.get("ok"):
+                    raise EntradaError(f"clock refused by {g.id}: {reply.get('error')}")
+
     def seed_catalog(self, rows: Sequence[tuple[str, str, str | None]]) -> int:
         from central.admin import set_wristbands
 
         return int(set_wristbands(self.central_db(), list(rows)))
+
+    def publish_rules(self, document: dict[str, Any]) -> int:
+        from central.admin_catalog import publish_rules
+
+        return publish_rules(self.central_db(), document)
+
+    def entitle(self, uid: str, tariff: str, **fields: Any) -> tuple[str, int]:
+        from central.admin_catalog import entitle
+
+        return entitle(self.central_db(), uid, tariff, **fields)
+
+    def post(self, uid: str, amount_minor: int, at: float, description: str = "") -> int:
+        from central.admin_catalog import post_to_tab
+
+        entry = post_to_tab(self.central_db(), uid, amount_minor, description=description, now=at)
+        return entry.head
+
+    def pay(self, uid: str, amount_minor: int, at: float) -> int:
+        from central.admin_catalog import pay_tab
+
+        return pay_tab(self.central_db(), uid, amount_minor, now=at).head
+
+    def time_stop(self, uid: str, at: float) -> int:
+        from central.admin_catalog import stop_time
+
+        return stop_time(self.central_db(), uid, at=at, now=at).head
 
     # ----------------------------------------------------------------- reading
 

@@ -7,9 +7,10 @@ it. Every decision is assembled exactly as a gate assembles it
 wristband's passages, a denied one records nothing, occupancy is the people whose latest
 passage put them in each zone.
 
-Pure: :func:`parse_rules` and :func:`parse_input` take text, :func:`run` returns values;
-reading files and printing are the CLI's (``entrada/cli_rules.py``). The input format is
-documented in docs/rules.md, "Simulating a change".
+Pure: :func:`parse_rules` takes the rules document, :func:`parse_input` the input's text,
+:func:`run` returns values; reading files and printing are the CLI's
+(``entrada/cli_rules.py``). The input format is documented in docs/rules.md,
+"Simulating a change".
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import tomllib
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -39,7 +39,7 @@ from controller.rules.billing import quote_entry
 from controller.rules.catalog_schema import parse_catalog
 from controller.rules.codes import ChargeCode, RuleCode
 from controller.rules.decision import Decision, Explanation, money_params, params
-from controller.rules.errors import CatalogError, RulesError
+from controller.rules.errors import RulesError
 from controller.rules.explain import EN
 from controller.rules.model import Concession, Direction, Entitlements, Gate, Site
 from controller.rules.money import Money
@@ -101,7 +101,7 @@ def local_instant(naive: datetime, tz: ZoneInfo) -> datetime:
         return first.astimezone(UTC)
     wall = f"{naive:%Y-%m-%d %H:%M}"
     if first.astimezone(UTC).astimezone(tz).replace(tzinfo=None) != naive:
-        raise ValueError(f"{wall} does not exist in {tz.key} (the clocks skip it)")
+        raise ValueError(f"{wall} does not exist in {tz.key} (the clocks skip it): give the offset")
     raise ValueError(
         f"{wall} happens twice in {tz.key} (the clocks go back): give the offset, "
         f"{first.isoformat(timespec='minutes')} or {second.isoformat(timespec='minutes')}"
@@ -399,16 +399,10 @@ def _line_number(error: str) -> int:
     return int(match[1]) if match else 0
 
 
-def parse_rules(text: str, fmt: Literal["json", "toml"] = "json") -> Site:
-    """A rules document (JSON or TOML, ``version`` optional) as the engine's :class:`Site`;
-    :class:`CatalogError` lists every problem."""
-    try:
-        doc = json.loads(text) if fmt == "json" else tomllib.loads(text)
-    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        raise CatalogError([f"not valid {fmt.upper()}: {err}"]) from err
-    if not isinstance(doc, dict):
-        raise CatalogError(["(document): expected an object"])
-    return parse_catalog({"version": 0, **doc})
+def parse_rules(document: Mapping[str, Any]) -> Site:
+    """A rules document (as published, ``version`` optional: 0) as the engine's
+    :class:`Site`; :class:`CatalogError` lists every problem."""
+    return parse_catalog({"version": 0, **document})
 
 
 # --------------------------------------------------------------------------------- run
