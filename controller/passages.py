@@ -26,16 +26,24 @@ CREATE TABLE IF NOT EXISTS passages (
     uid TEXT NOT NULL,
     at REAL NOT NULL,
     gate TEXT NOT NULL,
-    consumed INTEGER NOT NULL,
+    -- kept past the history window: consuming passages count a pass's entries, a settled
+    -- exit bounds the open tab, an inner exit's tab charge is owed until then
+    keep INTEGER NOT NULL,
     data TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS passages_uid ON passages (uid, at);
 CREATE INDEX IF NOT EXISTS passages_gate ON passages (gate, at);
 """
 
-#: Passages older than this that consumed nothing are pruned (consuming ones are kept:
-#: they count a pass's entries and days).
+#: Passages older than this are pruned, but for those the usage counters and the open tab
+#: need (see :func:`_kept`).
 KEEP_SECONDS = 7 * 86400.0
+
+
+def _kept(passage: PeerPassage) -> bool:
+    """Needed whatever its age: it consumed an entitlement (a pass's entries and days),
+    settled a visit (the open tab starts after it) or charged the tab."""
+    return passage.consumed or passage.settled or passage.tab_minor > 0
 
 
 class PassageLog:
@@ -47,24 +55,24 @@ class PassageLog:
     def add(self, passage: PeerPassage) -> bool:
         """Record a passage (inside the caller's transaction); False if it was known."""
         cur = self._conn.execute(
-            "INSERT OR IGNORE INTO passages (id, uid, at, gate, consumed, data) "
+            "INSERT OR IGNORE INTO passages (id, uid, at, gate, keep, data) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
                 passage.id,
                 passage.uid,
                 passage.at,
                 passage.gate,
-                int(passage.consumed),
+                int(_kept(passage)),
                 passage.model_dump_json(),
             ),
         )
         return cur.rowcount == 1
 
     def of_uid(self, uid: str, since: float) -> list[PeerPassage]:
-        """The wristband's passages at or after ``since``, and every older one that consumed
-        an entitlement, oldest first."""
+        """The wristband's passages at or after ``since``, and every older one the usage
+        counters or the open tab need, oldest first."""
         rows = self._conn.execute(
-            "SELECT data FROM passages WHERE uid = ? AND (at >= ? OR consumed = 1) ORDER BY at",
+            "SELECT data FROM passages WHERE uid = ? AND (at >= ? OR keep = 1) ORDER BY at",
             (uid, since),
         )
         return list(_parsed(r[0] for r in rows))
@@ -85,11 +93,9 @@ class PassageLog:
         return int(self._conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0])
 
     def prune(self, before: float) -> int:
-        """Forget passages before ``before`` that consumed nothing (own transaction)."""
+        """Forget passages before ``before`` that nothing needs any more (own transaction)."""
         with self._conn:
-            cur = self._conn.execute(
-                "DELETE FROM passages WHERE at < ? AND consumed = 0", (before,)
-            )
+            cur = self._conn.execute("DELETE FROM passages WHERE at < ? AND keep = 0", (before,))
         return cur.rowcount
 
 

@@ -98,6 +98,7 @@ class Site:
         central = {
             "central": {"site": self.site_id, "data_dir": str(self.workdir / "central")},
             "mqtt": mqtt,
+            "replay": {"settle": 1.0, "every": 0.5},
             "log": {"level": self.log_level},
         }
         self.central_config.write_text(tomli_w.dumps(central))
@@ -379,6 +380,18 @@ class Site:
             {"device": d, "stream": s, "seq": q, "kind": k, "ts": ts, "data": json.loads(data)}
             for d, s, q, k, ts, data in rows
         ]
+
+    def conflicts(self) -> list[dict[str, Any]]:
+        """What central's replay of the offline decisions reported."""
+        from dataclasses import asdict
+
+        from central.replay import conflicts
+
+        conn = _ro(self.central_db())
+        try:
+            return [asdict(c) for c in conflicts(conn)]
+        finally:
+            conn.close()
 
     def ledger(self) -> dict[str, int]:
         """Emitted by the gates vs stored at central: lost and duplicated events."""

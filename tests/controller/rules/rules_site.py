@@ -1,4 +1,4 @@
-"""The example site of the rules tests and of docs/rules-engine-draft.md (same catalog).
+"""The example site of the rules tests and of docs/rules.md (same catalog).
 
 Aquapark "Fala" in Warsaw: facility ⊃ pool ⊃ sauna. The entrance turnstile goes from the
 outside into the facility, the exit one back out; inner gates lead into the pool and the
