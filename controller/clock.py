@@ -25,25 +25,32 @@ class SystemClock:
 
 class SimClock:
     """Wall time that a test or the demo can move (``entrada sim clock``): the system's
-    time plus an offset. Chosen in config (``[device] clock = "sim"``), never a fallback.
-    Monotonic time is the system's, so timeouts and retries keep their real pace."""
+    time, shifted and optionally sped up (``speed`` simulated seconds per real second).
+    Chosen in config (``[device] clock = "sim"``), never a fallback. Monotonic time is the
+    system's, so timeouts and retries keep their real pace."""
 
     def __init__(self) -> None:
-        self._offset = 0.0
+        self._base_wall = time.time()
+        self._base_real = self._base_wall
+        self._speed = 1.0
         self._lock = threading.Lock()
 
     def time(self) -> float:
         with self._lock:
-            return time.time() + self._offset
+            return self._base_wall + (time.time() - self._base_real) * self._speed
 
     def monotonic(self) -> float:
         return time.monotonic()
 
-    def set(self, wall: float) -> None:
-        """From now on, ``time()`` reads ``wall`` plus the time elapsed since."""
+    def set(self, wall: float, speed: float | None = None) -> None:
+        """From now on ``time()`` reads ``wall`` plus the time elapsed since (times
+        ``speed``, if given; otherwise the current speed)."""
         with self._lock:
-            self._offset = wall - time.time()
+            self._base_wall = wall
+            self._base_real = time.time()
+            if speed is not None:
+                self._speed = speed
 
     def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._offset += seconds
+        now = self.time()
+        self.set(now + seconds)

@@ -119,16 +119,21 @@ class SimChannel:
         return {"ok": True}
 
     def _clock(self, req: dict[str, Any]) -> dict[str, Any]:
-        """``{"verb": "clock", "set": T}`` or ``{"advance": s}``; answers the time."""
+        """``{"verb": "clock", "set": T, "speed": x}`` or ``{"advance": s}``; answers the
+        time. ``speed``: simulated seconds per real second from now on."""
         clock = self._sim("clock")
-        wall, step = req.get("set"), req.get("advance")
-        for name, value in (("set", wall), ("advance", step)):
+        wall, step, speed = req.get("set"), req.get("advance"), req.get("speed")
+        if speed is not None and wall is None:
+            wall = clock.time()
+        for name, value in (("set", wall), ("advance", step), ("speed", speed)):
             if value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float) or value != value
             ):
                 return {"ok": False, "error": f"{name} must be a number of seconds"}
+        if speed is not None and not 0 < speed <= 10_000:
+            return {"ok": False, "error": "speed must be above 0 and at most 10000"}
         if wall is not None:
-            clock.set(float(wall))
+            clock.set(float(wall), None if speed is None else float(speed))
         if step is not None:
             clock.advance(float(step))
         return {"ok": True, "time": clock.time()}
@@ -188,8 +193,8 @@ class SimClient:
     def rotate(self) -> dict[str, Any]:
         return self.request(verb="rotate")
 
-    def set_clock(self, wall: float) -> dict[str, Any]:
-        return self.request(verb="clock", set=wall)
+    def set_clock(self, wall: float, speed: float | None = None) -> dict[str, Any]:
+        return self.request(verb="clock", set=wall, speed=speed)
 
     def close(self) -> None:
         for closer in (self._file, self._sock):

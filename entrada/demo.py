@@ -1,16 +1,23 @@
 """``entrada demo``: a whole simulated site, live.
 
 A private Mosquitto, the central service, an entry and an exit gate on simulated
-hardware, and a scripted stream of visitors: most have valid wristbands, some are
-blocked, lost or unknown, a few tap twice in a row (the gate must count that once).
+hardware deciding with the rules engine, and a scripted stream of visitors: most hold a
+one-hour ticket (adult or child, overtime per started quarter after 45 minutes) on a
+wristband with a deposit, some wristbands are blocked, lost or unknown, a few tap twice
+in a row (the gate must count that once). Some visitors run up a bar tab while inside.
+The gates' clocks run :data:`SPEED` times faster than real time, so stays of minutes
+happen in seconds and overtime is common. An exit refused for what is owed sends the
+visitor to pay (the kiosk is the demo itself, through central) and back to the exit.
 With ``--chaos`` the broker and central are SIGKILLed and restarted at random moments.
 At the end the outboxes drain and the summary compares what the gates emitted with what
-central stored: ``events_lost`` and ``events_duplicated`` must be 0.
+central stored: ``events_lost`` and ``events_duplicated`` must be 0; ``charges_total``
+is what the exits settled and ``exits_refused_owing`` how often one stayed shut.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import random
@@ -34,6 +41,33 @@ logger = logging.getLogger(__name__)
 STATUSES = [("active", 0.88), ("blocked", 0.04), ("lost", 0.03), ("expired", 0.02)]
 UNKNOWN_SHARE = 0.03
 DOUBLE_TAP_SHARE = 0.05
+TAB_SHARE = 0.3  # visitors who order at the bar while inside
+CHILD_SHARE = 0.25
+DEPOSIT_MINOR = 1000
+#: Simulated seconds per real second on the gates' clocks.
+SPEED = 60.0
+RULES: dict[str, Any] = {
+    "site": {"id": "demo", "tz": "Europe/Warsaw", "currency": "PLN"},
+    "zones": [{"id": "facility", "capacity": 5000}, {"id": "pool", "parent": "facility"}],
+    "tariffs": [
+        {
+            "id": "1h",
+            "name": "One hour, then overtime",
+            "zones": ["facility", "pool"],
+            "entries": 1,
+            "stay": {
+                "facility": {
+                    "included_minutes": 45,
+                    "interval_minutes": 15,
+                    "grace_minutes": 3,
+                    "rate": {"prices": {"adult": 600, "child": 300}},
+                }
+            },
+            "offline": {"after_minutes": 30, "mode": "admit", "budget": 1},
+        }
+    ],
+}
+EXIT_OUTCOMES = ("granted", "granted.unmatched_exit", "denied.owing")
 EXPECTED = {
     "active": "granted",
     "blocked": "denied.blocked",
@@ -55,6 +89,8 @@ class Tally:
     double_taps: int = 0
     expected: Counter[str] = field(default_factory=Counter)
     chaos: list[str] = field(default_factory=list)
+    posted_minor: int = 0
+    paid_minor: int = 0
 
 
 def make_visitors(rng: random.Random, n: int) -> list[Visitor]:
@@ -86,12 +122,25 @@ class Demo:
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="entrada-demo-"))
         self.site = Site(
             workdir,
-            [GateSpec("gate-in", "in"), GateSpec("gate-out", "out")],
-            debounce=1.5,
+            [
+                GateSpec("gate-in", "in", admission="tariffs", clock="sim", zone_to="pool"),
+                GateSpec(
+                    "gate-out",
+                    "out",
+                    admission="tariffs",
+                    clock="sim",
+                    zone_from="pool",
+                    collects_media=True,
+                ),
+            ],
+            debounce=5.0,  # simulated seconds: the gates' clocks run SPEED times faster
             relay_pulse=0.3,
             log_level="WARNING",
         )
         self.visitors = make_visitors(self.rng, max(200, int(args.duration * args.rate)))
+        self._seen_refusals: set[tuple[str, int]] = set()
+        self._sim_start = time.time()
+        self._real_start = time.monotonic()
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -108,9 +157,14 @@ class Demo:
             for i, v in enumerate(self.visitors)
             if v.status is not None
         ]
-        head = site.seed_catalog(rows)
+        head = self._seed_catalog()
         site.wait_catalog(head, timeout=60)
-        self.say(f"  catalog v{head}: {len(rows)} wristbands published to both gates")
+        self._sim_start, self._real_start = time.time(), time.monotonic()
+        site.set_time(self._sim_start, SPEED)
+        self.say(
+            f"  catalog v{head}: rules, {len(rows)} wristbands with tickets published to "
+            f"both gates; their clocks run {SPEED:.0f}x"
+        )
         chaos = None
         if self.args.chaos:
             chaos = threading.Thread(target=self._chaos, name="chaos", daemon=True)
@@ -126,6 +180,30 @@ class Demo:
         summary = self._summary(time.monotonic() - started, drained)
         return summary
 
+    def _seed_catalog(self) -> int:
+        """Rules, wristbands (with a deposit) and a ticket for every valid wristband."""
+        from central.admin import set_wristbands
+        from central.admin_catalog import import_entitlements_csv, publish_rules
+
+        db = self.site.central_db()
+        known = [(i, v) for i, v in enumerate(self.visitors) if v.status is not None]
+        publish_rules(db, RULES)
+        set_wristbands(
+            db,
+            [(v.uid, v.status, f"Visitor {i}", None, "secure", DEPOSIT_MINOR) for i, v in known],
+        )
+        tickets = io.StringIO()
+        tickets.write("id,uid,tariff_id,concession,valid_from,valid_to\n")
+        for i, v in known:
+            child = self.rng.random() < CHILD_SHARE
+            tickets.write(f"T{i},{v.uid},1h,{'child' if child else 'adult'},,\n")
+        tickets.seek(0)
+        return import_entitlements_csv(db, tickets)
+
+    def sim_now(self) -> float:
+        """The gates' wall time now (they run SPEED times faster)."""
+        return self._sim_start + (time.monotonic() - self._real_start) * SPEED
+
     def _visitors(self, started: float) -> None:
         """Each visitor taps in at the entry gate; some later tap out at the exit."""
         interval = 1.0 / self.args.rate
@@ -139,30 +217,77 @@ class Demo:
                 break
             if inside and (not queue or self.rng.random() < 0.45):
                 v = inside.pop(self.rng.randrange(len(inside)))
-                self._tap("gate-out", v)
+                self._tap("gate-out", v, exiting=True)
             elif queue:
                 v = queue.pop()
                 self._tap("gate-in", v)
                 if v.status == "active":
                     inside.append(v)
+                    if self.rng.random() < TAB_SHARE:
+                        self._order_at_the_bar(v)
             n += 1
             if now >= next_report:
+                inside.extend(self._pay_refused_exits())
                 self._progress(now - started)
                 next_report = now + (5.0 if self.args.headless else 1.0)
             self.stop.wait(max(0.0, started + n * interval - time.monotonic()))
 
-    def _tap(self, gate: str, v: Visitor) -> None:
+    def _tap(self, gate: str, v: Visitor, exiting: bool = False) -> None:
         try:
             self.site.tap(gate, v.uid)
         except EntradaError as err:
             self.say(f"  ! tap at {gate} failed: {err}")
             return
         self.tally.taps += 1
-        self.tally.expected[EXPECTED[v.status]] += 1
+        if not exiting:
+            self.tally.expected[EXPECTED[v.status]] += 1
         if self.rng.random() < DOUBLE_TAP_SHARE:
             self.site.tap(gate, v.uid)  # the same wristband again at once: one tap
             self.tally.taps += 1
             self.tally.double_taps += 1
+
+    def _order_at_the_bar(self, v: Visitor) -> None:
+        """A point of sale posts a drink or a snack to the wristband's tab (via central)."""
+        from central.admin_catalog import TabRefused, post_to_tab
+
+        amount = self.rng.choice([450, 800, 1250, 1900])
+        try:
+            post_to_tab(
+                self.site.central_db(), v.uid, amount, description="bar", now=self.sim_now()
+            )
+        except (TabRefused, EntradaError) as err:
+            self.say(f"  ! bar posting for {v.uid} refused: {err}")
+            return
+        self.tally.posted_minor += amount
+
+    def _pay_refused_exits(self) -> list[Visitor]:
+        """Visitors the exit refused for what they owed pay it (a kiosk) and go back to
+        the exit; returns them."""
+        from central.admin_catalog import pay_tab
+
+        by_uid = {v.uid: v for v in self.visitors}
+        back: list[Visitor] = []
+        for uid, seq, due in self._refusals():
+            if (uid, seq) in self._seen_refusals:
+                continue
+            self._seen_refusals.add((uid, seq))
+            try:
+                pay_tab(self.site.central_db(), uid, due, method="kiosk", now=self.sim_now())
+            except EntradaError as err:
+                self.say(f"  ! payment for {uid} failed: {err}")
+                continue
+            self.tally.paid_minor += due
+            back.append(by_uid[uid])
+        return back
+
+    def _refusals(self) -> list[tuple[str, int, int]]:
+        """``(uid, seq, due)`` of every exit refused for owing that central holds."""
+        refused = []
+        for e in self.site.central_events(kind="gate.denied", device="gate-out"):
+            decision = e["data"].get("decision") or {}
+            if e["data"].get("outcome") == "denied.owing" and decision.get("due_minor"):
+                refused.append((e["data"]["uid"], e["seq"], int(decision["due_minor"])))
+        return refused
 
     def _chaos(self) -> None:
         site = self.site
@@ -202,15 +327,24 @@ class Demo:
     def _summary(self, elapsed: float, drained: bool) -> dict[str, Any]:
         ledger = self.site.ledger()
         events = self.site.central_events()
-        outcomes = Counter(
-            e["data"].get("outcome", "")
-            for e in events
-            if e["kind"] in ("gate.passage", "gate.denied")
-        )
-        granted = outcomes.get("granted", 0)
-        denied = sum(v for k, v in outcomes.items() if k.startswith("denied"))
-        mismatched = sum(abs(outcomes.get(k, 0) - n) for k, n in self.tally.expected.items())
+        decided = [e for e in events if e["kind"] in ("gate.passage", "gate.denied")]
+        entries = Counter(e["data"].get("outcome", "") for e in decided if e["device"] == "gate-in")
+        exits = Counter(e["data"].get("outcome", "") for e in decided if e["device"] == "gate-out")
+        granted = sum(v for k, v in entries.items() if k.startswith("granted"))
+        denied = sum(v for k, v in (entries + exits).items() if k.startswith("denied"))
+        mismatched = sum(abs(entries.get(k, 0) - n) for k, n in self.tally.expected.items())
+        mismatched += sum(v for k, v in exits.items() if k not in EXIT_OUTCOMES)
+        settled = [
+            e["data"]["decision"]
+            for e in decided
+            if e["kind"] == "gate.passage" and (e["data"].get("passage") or {}).get("settled")
+        ]
         return {
+            "charges_total": sum(c["amount_minor"] for d in settled for c in d["charges"]),
+            "exits_refused_owing": exits.get("denied.owing", 0),
+            "exits": sum(v for k, v in exits.items() if k.startswith("granted")),
+            "posted_total": self.tally.posted_minor,
+            "paid_total": self.tally.paid_minor,
             "taps": self.tally.taps,
             "double_taps": self.tally.double_taps,
             "granted": granted,
@@ -241,6 +375,11 @@ def render(summary: dict[str, Any]) -> str:
             f"  granted             {summary['granted']:>7}  "
             f"(expected {summary['expected_granted']})",
             f"  denied              {summary['denied']:>7}",
+            f"  exits               {summary['exits']:>7}  "
+            f"({summary['exits_refused_owing']} refused until paid)",
+            f"  charges settled     {summary['charges_total'] / 100:>10.2f} PLN  "
+            f"(at final exits; bar orders posted {summary['posted_total'] / 100:.2f}, "
+            f"paid at the kiosk {summary['paid_total'] / 100:.2f})",
             f"  decisions off-script{summary['decisions_mismatched']:>7}",
             f"  events emitted      {summary['events_emitted']:>7}",
             f"  events stored       {summary['events_stored']:>7}",

@@ -292,11 +292,12 @@ class Site:
         if not reply.get("ok"):
             raise EntradaError(f"rotation refused by {gate_id}: {reply.get('error')}")
 
-    def set_time(self, wall: float) -> None:
-        """Move the wall clock of every gate with ``clock="sim"`` to ``wall`` (Unix time)."""
+    def set_time(self, wall: float, speed: float | None = None) -> None:
+        """Move the wall clock of every gate with ``clock="sim"`` to ``wall`` (Unix time),
+        running ``speed`` times real time from now on if given."""
         for g in self.gates:
             if g.clock == "sim":
-                reply = self._client(g.id).set_clock(wall)
+                reply = self._client(g.id).set_clock(wall, speed)
                 if not reply.get("ok"):
                     raise EntradaError(f"clock refused by {g.id}: {reply.get('error')}")
 
@@ -369,11 +370,17 @@ class Site:
             return False
         return True
 
-    def central_events(self) -> list[dict[str, Any]]:
-        """Every event central stored for this site's gates."""
+    def central_events(
+        self, kind: str | None = None, device: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every event central stored for this site's gates (of one kind, from one gate)."""
         conn = _ro(self.central_db())
         try:
-            rows = conn.execute("SELECT device, stream, seq, kind, ts, data FROM events").fetchall()
+            rows = conn.execute(
+                "SELECT device, stream, seq, kind, ts, data FROM events "
+                "WHERE (?1 IS NULL OR kind = ?1) AND (?2 IS NULL OR device = ?2)",
+                (kind, device),
+            ).fetchall()
         finally:
             conn.close()
         return [
@@ -407,15 +414,16 @@ class Site:
             for seq in range(1, last + 1)
             if (dev, stream, seq) not in stored
         )
-        # Each demo tap is unique per (gate, uid): the same tap stored twice under two
-        # sequence numbers would be a duplicate that (device, stream, seq) cannot catch.
-        # With a rotation sensor one tap makes gate.granted and then gate.passage or
-        # gate.annulled: different kinds, so still one of each per (gate, uid). Events
-        # without a uid (gate.rotation_unexpected, gate.manual_open) key on their seq.
-        seen: set[tuple[str, str, str]] = set()
+        # The same tap stored twice under two sequence numbers would be a duplicate that
+        # (device, stream, seq) cannot catch: it would repeat the gate, the kind, the uid
+        # and the moment of the decision. (A visitor may legitimately be refused at an
+        # exit twice, at two moments.) With a rotation sensor one tap makes gate.granted
+        # and then gate.passage or gate.annulled: different kinds. Events without a uid
+        # (gate.rotation_unexpected, gate.manual_open) key on their seq.
+        seen: set[tuple[str, str, str, float]] = set()
         duplicated = 0
         for e in events:
-            key = (e["device"], e["kind"], str(e["data"].get("uid", e["seq"])))
+            key = (e["device"], e["kind"], str(e["data"].get("uid", e["seq"])), e["ts"])
             if key in seen:
                 duplicated += 1
             seen.add(key)
