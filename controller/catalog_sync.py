@@ -104,6 +104,15 @@ class CatalogSync:
     def _on_snapshot(self, page: protocol.CatalogSnapshot) -> None:
         """A page of a full snapshot: staged until the last one swaps the catalog."""
         self.head = max(self.head, page.head)
+        cursor = self.store.snapshot_cursor()
+        if (
+            cursor is not None
+            and page.after is not None
+            and (page.as_of, page.next) == (cursor.as_of, cursor.after)
+        ):
+            logger.debug("snapshot page after %r again: already staged", page.after)
+            self.request()
+            return
         try:
             done = self.store.apply_snapshot_page(page)
         except StoreError as err:

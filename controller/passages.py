@@ -9,6 +9,7 @@ which :class:`Occupancy` keeps in memory for the owner thread.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import sqlite3
 from collections.abc import Iterable, Iterator
@@ -113,12 +114,15 @@ class Occupancy:
 
     A wristband whose latest passage is older than ``ttl`` seconds no longer counts (a
     visitor who left through an unwatched door, or a peer's exit never heard): a stale
-    count must not keep a zone "full" for ever.
+    count must not keep a zone "full" for ever. Expiry costs what expires, not what is
+    inside: every passage observed also goes on a heap ordered by time, and the heap is
+    popped up to the horizon (an entry a later passage superseded is dropped there).
     """
 
     ttl: float
     _where: dict[str, tuple[str | None, float]] = field(default_factory=dict)
     _counts: dict[str, int] = field(default_factory=dict)
+    _by_time: list[tuple[float, str]] = field(default_factory=list)
 
     def observe(self, passage: PeerPassage) -> None:
         """Take a passage into account (in any order: an older one than known is ignored)."""
@@ -129,15 +133,21 @@ class Occupancy:
             self._move(known[0], -1)
         self._where[passage.uid] = (passage.zone_to, passage.at)
         self._move(passage.zone_to, +1)
+        heapq.heappush(self._by_time, (passage.at, passage.uid))
 
     def expire(self, now: float) -> int:
         """Forget wristbands last seen more than ``ttl`` ago; returns how many."""
         horizon = now - self.ttl
-        stale = [uid for uid, (_, at) in self._where.items() if at < horizon]
-        for uid in stale:
-            zone, _ = self._where.pop(uid)
-            self._move(zone, -1)
-        return len(stale)
+        gone = 0
+        while self._by_time and self._by_time[0][0] < horizon:
+            _, uid = heapq.heappop(self._by_time)
+            known = self._where.get(uid)
+            if known is None or known[1] >= horizon:
+                continue  # already gone, or seen again since
+            del self._where[uid]
+            self._move(known[0], -1)
+            gone += 1
+        return gone
 
     def innermost(self) -> dict[str, int]:
         """People per zone, counted in their innermost zone only."""

@@ -29,6 +29,7 @@ from controller.roles.gate import GateRole
 from controller.roles.gate_decide import TapContext, gate_model
 from controller.rules.assemble import HISTORY_DAYS, occupancy_of
 from controller.rules.catalog_schema import parse_catalog
+from controller.rules.engine import check_gate
 from controller.rules.errors import CatalogError, RulesInputError
 from controller.rules.model import Site
 from controller.settings import DeviceConfig
@@ -102,6 +103,9 @@ class DeviceRuntime:
         #: starts has had no contact yet.
         self._contact_lost_at: float | None = self.clock.time()
         self._central_online = False
+        self._central_epoch = 0
+        #: Monotonic time to share recent passages once more after a reconnect.
+        self._reshare_at: float | None = None
         t = self.topics
         subscriptions = [
             (t.ack(self.device_id), 1),
@@ -384,9 +388,7 @@ class DeviceRuntime:
                 else parse_catalog({"version": self.store.catalog_version, **document})
             )
             if site is not None:
-                gate_model(self.cfg.gate, self.device_id)
-                site.zones.path(self.cfg.gate.zone_from or None)
-                site.zones.path(self.cfg.gate.zone_to or None)
+                check_gate(site, gate_model(self.cfg.gate, self.device_id))
         except (CatalogError, RulesInputError, StoreError, ValueError, KeyError) as err:
             logger.error("the site's rules cannot be used here: %s", err)
             self.site = None
@@ -398,6 +400,9 @@ class DeviceRuntime:
         self._set_fault(Fault.RULES_UNUSABLE, site is None)
 
     def _on_central_status(self, status: protocol.CentralStatus) -> None:
+        if status.epoch < self._central_epoch:
+            return  # a late will of an older connection: the newer birth stands
+        self._central_epoch = status.epoch
         self._central_online = status.state == "online"
         self._update_contact()
 
@@ -423,6 +428,9 @@ class DeviceRuntime:
         self.catalog.reset()
         self.catalog.request(force=self.store.catalog_version == 0)
         self.presence.reconnected(self.clock.time())
+        # Peers that reconnect after us (a restarted broker forgot every session) missed
+        # that: share once more when they should all be back.
+        self._reshare_at = self.clock.monotonic() + self.cfg.mqtt.reconnect_max + 5.0
 
     def _on_message(self, msg: Incoming) -> None:
         t = self.topics
@@ -522,6 +530,9 @@ class DeviceRuntime:
         wall = self.clock.time()
         self.role.prune(wall)
         self.presence.occupancy.expire(wall)
+        if self._reshare_at is not None and now >= self._reshare_at and self._online:
+            self._reshare_at = None
+            self.presence.reconnected(wall)
         if now >= self._next_prune:
             self._next_prune = now + PRUNE_EVERY
             self.store.passages.prune(wall - KEEP_SECONDS)

@@ -8,6 +8,7 @@ behind) and can be SIGKILLed and restarted on the same port to rehearse outages.
 from __future__ import annotations
 
 import contextlib
+import getpass
 import logging
 import shutil
 import signal
@@ -56,6 +57,9 @@ def broker_conf(port: int, data_dir: Path, persistence: bool, extra: str = "") -
         [
             f"listener {port} 127.0.0.1",
             "allow_anonymous true",
+            # Started as root, mosquitto would switch to its own user and could not write
+            # the persistence file in our folder: stay the user that owns it.
+            f"user {getpass.getuser()}",
             f"persistence {'true' if persistence else 'false'}",
             f"persistence_location {data_dir}/",
             "autosave_interval 5",

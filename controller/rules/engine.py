@@ -112,7 +112,7 @@ def decide(
     online). ``credential`` is ``None`` when the catalog does not know the medium.
     """
     instant = to_utc(now)
-    _check_gate(site, gate)
+    check_gate(site, gate)
     if credential is None:
         return Decision(
             False,
@@ -132,7 +132,8 @@ def decide(
     return _exit(ctx)
 
 
-def _check_gate(site: Site, gate: Gate) -> None:
+def check_gate(site: Site, gate: Gate) -> None:
+    """RulesInputError unless ``gate`` goes between a zone and one of its ancestors."""
     tree = site.zones
     inner, outer = (
         (gate.zone_to, gate.zone_from)
@@ -183,7 +184,7 @@ def _passback(ctx: _Context, zone: str, entering: bool) -> Refusal | None:
 def _entry(ctx: _Context) -> Decision:
     site, gate = ctx.site, ctx.gate
     zone = gate.zone_to
-    assert zone is not None  # checked by _check_gate
+    assert zone is not None  # checked by check_gate
     refusal = _passback(ctx, zone, entering=True)
     if refusal is not None:
         return ctx.deny(refusal)
@@ -281,7 +282,7 @@ def _welcome(code: RuleCode, ent: Entitlement, tariff: Tariff, usage: Usage) -> 
 
 def _exit(ctx: _Context) -> Decision:
     site, gate = ctx.site, ctx.gate
-    assert gate.zone_from is not None  # checked by _check_gate
+    assert gate.zone_from is not None  # checked by check_gate
     refusal = _passback(ctx, gate.zone_from, entering=False)
     if refusal is not None:
         return ctx.deny(refusal)
