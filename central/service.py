@@ -263,6 +263,7 @@ class CentralService:
                     (self.topics.all_devices("status"), 1),
                     (self.topics.all_devices("catalog/req"), 1),
                     (self.topics.catalog_head, 1),
+                    (self.topics.central_status, 1),
                 ],
                 clean_start=False,
                 will=self._will,
@@ -312,6 +313,22 @@ class CentralService:
                 except StoreError as err:
                     self._refused.warning("replay", "replaying offline decisions failed: %s", err)
             systemd.pet(mono)
+
+    def _check_own_status(self, payload: bytes) -> None:
+        """Re-assert the birth if the retained status says otherwise (a late will of an
+        older connection, or one published by hand): gates would count time offline."""
+        link = self._link
+        if link is None or not link.connected:
+            return
+        try:
+            seen = decode(CentralStatus, payload)
+        except ProtocolError:
+            seen = None
+        if seen is None or seen.state != "online" or seen.epoch != max(link.epoch, 1):
+            self._refused.warning(
+                ("status",), "central's retained status was changed; publishing it again"
+            )
+            self._publish_status("online", link.epoch)
 
     def _will(self, epoch: int) -> Will:
         offline = CentralStatus(state="offline", epoch=max(epoch, 1), ts=self._clock())
@@ -390,6 +407,9 @@ class CentralService:
     def _classify(self, msg: Incoming, work: _Work) -> None:
         if msg.topic == self.topics.catalog_head:
             self._check_head(msg.payload)
+            return
+        if msg.topic == self.topics.central_status:
+            self._check_own_status(msg.payload)
             return
         parsed = self.topics.parse_device_topic(msg.topic)
         if parsed is None:

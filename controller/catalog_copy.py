@@ -130,16 +130,17 @@ class CatalogCopy:
 
     # --------------------------------------------------------------- writing
 
-    def apply(self, changes: Iterable[Any]) -> bool:
+    def apply(self, changes: Iterable[Any]) -> int | None:
         """Apply log changes in order (inside the caller's transaction), grouped into runs
-        of the same operation so a large page costs a few ``executemany`` calls. True if
-        the rules changed."""
-        rules_changed = False
+        of the same operation so a large page costs a few ``executemany`` calls. Returns
+        the version of the last rules change among them (None: the rules did not change)."""
+        rules_version: int | None = None
         run_op: str | None = None
         run: list[tuple[Any, ...]] = []
         for change in changes:
             entity, key, uid, data = _row(change)
-            rules_changed = rules_changed or isinstance(change, RulesChange)
+            if isinstance(change, RulesChange):
+                rules_version = change.version
             op = "delete" if data is None else "upsert"
             if op != run_op and run:
                 self._apply_run("catalog", run_op, run)
@@ -148,7 +149,7 @@ class CatalogCopy:
             run.append((entity, key) if data is None else (entity, key, uid, data))
         if run:
             self._apply_run("catalog", run_op, run)
-        return rules_changed
+        return rules_version
 
     def _apply_run(self, table: str, op: str | None, rows: list[tuple[Any, ...]]) -> None:
         if op == "delete":

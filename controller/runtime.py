@@ -385,7 +385,9 @@ class DeviceRuntime:
             site = (
                 None
                 if document is None
-                else parse_catalog({"version": self.store.catalog_version, **document})
+                else parse_catalog(
+                    {"version": self.store.rules_version or self.store.catalog_version, **document}
+                )
             )
             if site is not None:
                 check_gate(site, gate_model(self.cfg.gate, self.device_id))

@@ -169,9 +169,16 @@ class DeviceStore:
         """Apply one page of the change log atomically and move the applied version.
         True if the site's rules changed."""
         with _tx(self._conn):
-            rules_changed = self.catalog.apply(changes)
+            rules_version = self.catalog.apply(changes)
+            if rules_version is not None:
+                _set_meta(self._conn, "rules_version", str(rules_version))
             _set_meta(self._conn, "catalog_version", str(to_version))
-        return rules_changed
+        return rules_version is not None
+
+    @property
+    def rules_version(self) -> int:
+        """The catalog version that carried the rules in force (0: none yet)."""
+        return int(self._meta("rules_version") or 0)
 
     def snapshot_cursor(self) -> SnapshotCursor | None:
         """The snapshot being taken, if any (it survives a restart)."""
@@ -184,10 +191,17 @@ class DeviceStore:
         to ``as_of``, in the same transaction. True when the snapshot is complete."""
         with _tx(self._conn):
             done = self.catalog.stage(page, self.snapshot_cursor())
+            rules = [r.version for r in page.rows if r.entity == "rules" and r.op == "upsert"]
+            if rules:
+                _set_meta(self._conn, "staged_rules_version", str(rules[-1]))
             if done:
                 self.catalog.swap()
+                staged = self._meta("staged_rules_version")
+                if staged is not None:
+                    _set_meta(self._conn, "rules_version", staged)
                 self._conn.execute(
-                    "DELETE FROM meta WHERE key IN ('snapshot_as_of', 'snapshot_next')"
+                    "DELETE FROM meta WHERE key IN "
+                    "('snapshot_as_of', 'snapshot_next', 'staged_rules_version')"
                 )
                 _set_meta(self._conn, "catalog_version", str(page.as_of))
             else:

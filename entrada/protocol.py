@@ -441,8 +441,9 @@ class CentralStatus(Message):
 
 class PeerPassage(BaseModel):
     """A passage through a gate, as its peers need it for anti-passback, entry counters,
-    zone occupancy and the open tab while central is away. ``id`` is the id of the
-    ``gate.passage`` event that recorded it, so a passage heard twice counts once."""
+    zone occupancy and the open tab while central is away. ``id`` is drawn by the gate for
+    the passage (a UUID; the ``gate.passage`` event carries the passage under it), so a
+    passage heard twice counts once."""
 
     model_config = STRICT
 
