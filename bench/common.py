@@ -261,35 +261,53 @@ def wristband_status(i: int) -> str:
     return "blocked" if i % 100 == 99 else "active"
 
 
-def wristband_rows(n: int) -> Iterator[tuple[str, str, str | None, float | None]]:
+def wristband_rows(n: int) -> Iterator[tuple[str, str, str, str]]:
+    """The media-only catalog: ``n`` wristbands as ``(entity, key, uid, data JSON)`` rows
+    (``DeviceStore.bulk_load_catalog``); a third of them valid until 2033."""
+    from entrada.protocol import WristbandData
+
     for i in range(n):
-        yield (
-            known_uid(i),
-            wristband_status(i),
-            f"guest {i}",
-            2_000_000_000.0 if i % 3 == 0 else None,
+        uid = known_uid(i)
+        data = WristbandData(
+            status=wristband_status(i),  # type: ignore[arg-type]
+            holder=f"guest {i}",
+            valid_until=2_000_000_000.0 if i % 3 == 0 else None,
         )
+        yield ("wristband", uid, uid, data.model_dump_json())
 
 
 def _schema_key() -> str:
-    from controller import store
+    from controller import catalog_copy, passages, store
 
-    text = f"{store.SCHEMA_VERSION}:{store._SCHEMA}"  # the schema text keys the cache
+    # the schema text keys the cache
+    text = f"{store.SCHEMA_VERSION}:{store._SCHEMA}{catalog_copy.SCHEMA}{passages.SCHEMA}"
     return hashlib.sha1(text.encode(), usedforsecurity=False).hexdigest()[:10]
 
 
-def cached_store(n: int, log: Callable[[str], None] = print) -> Path:
-    """A pristine device store holding ``n`` wristbands (catalog v1), built once and kept in
-    the cache folder, keyed by ``n`` and the store schema. Copy it before use."""
+def load_media(store: Any, n: int) -> None:
+    """Fill an empty store with the media-only catalog of ``n`` wristbands (version 1)."""
+    store.bulk_load_catalog(wristband_rows(n), version=1)
+
+
+def cached_store(
+    n: int,
+    log: Callable[[str], None] = print,
+    *,
+    name: str = "device-store",
+    build: Callable[[Any, int], None] = load_media,
+) -> Path:
+    """A pristine device store made by ``build(store, n)`` (default: ``n`` wristbands,
+    catalog v1), built once and kept in the cache folder, keyed by ``name``, ``n`` and the
+    store schema. Copy it before use (:func:`copy_store`)."""
     from controller.store import DeviceStore
 
-    path = cache_dir() / f"device-store-{_schema_key()}-{n}.db"
+    path = cache_dir() / f"{name}-{_schema_key()}-{n}.db"
     lock_path = path.with_suffix(".lock")
     with lock_path.open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if path.exists():
             return path
-        log(f"   building the {n:,}-wristband device store (cached at {path}) ...")
+        log(f"   building the {n:,}-wristband store {name!r} (cached at {path}) ...")
         t0 = time.perf_counter()
         building = path.with_name(path.name + ".building")
         for suffix in ("", "-wal", "-shm"):
@@ -298,11 +316,10 @@ def cached_store(n: int, log: Callable[[str], None] = print) -> Path:
         level = quiet.level
         quiet.setLevel(logging.ERROR)  # "store was missing: created empty" is expected here
         try:
-            store = DeviceStore(building)
+            store = DeviceStore(building, synchronous="OFF")
         finally:
             quiet.setLevel(level)
-        store.bulk_load_wristbands(wristband_rows(n), version=1)
-        assert store.wristband_count() == n
+        build(store, n)
         store.close()  # last connection: SQLite checkpoints and removes the WAL
         for suffix in ("-wal", "-shm"):
             Path(f"{building}{suffix}").unlink(missing_ok=True)
@@ -311,11 +328,21 @@ def cached_store(n: int, log: Callable[[str], None] = print) -> Path:
     return path
 
 
-def copy_store(n: int, dest: Path, log: Callable[[str], None] = print) -> Path:
-    """A private copy of the cached ``n``-wristband store at ``dest`` (a device.db path)."""
-    src = cached_store(n, log)
+def copy_store(
+    n: int,
+    dest: Path,
+    log: Callable[[str], None] = print,
+    *,
+    name: str = "device-store",
+    build: Callable[[Any, int], None] = load_media,
+) -> Path:
+    """A private copy of a cached store (:func:`cached_store`) at ``dest`` (a device.db),
+    flushed to disk: otherwise the first commits of the run wait for the copy's writeback
+    (ext4 orders a journal commit after the data it covers), which no gate ever sees."""
+    src = cached_store(n, log, name=name, build=build)
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src, dest)
+    os.sync()
     return dest
 
 

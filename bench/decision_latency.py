@@ -1,5 +1,7 @@
 """Decision latency: a tap on the reader -> the relay command, with 1,000,000 wristbands in
-the device store. Target: p99 <= 2 ms.
+the device store, media-only admission (``gate.admission = "media"``, the default: a
+known, active, unexpired wristband opens). Target: p99 <= 2 ms. With the rules engine
+deciding from tariffs, see ``bench.decision_tariffs``.
 
 A real :class:`~controller.runtime.DeviceRuntime` (simulated drivers, the daemon's own
 store settings: WAL, synchronous=FULL) runs on its own thread, online to a private
@@ -19,7 +21,8 @@ about 1 % of the known ones are blocked (denials light the indicator but pulse n
 Modes: ``isolated`` (the target: each tap is fed once the previous one is fully handled,
 plus a small gap, so no tap queues behind another) and ``paced`` (open loop, one tap every
 ``--paced-interval-ms``, far beyond what a turnstile sees, to show queueing). The raw
-catalog lookup ``DeviceStore.wristband(uid)`` is timed in the same run for the ratio.
+catalog lookup ``DeviceStore.wristband(uid)`` is timed in the same run for the ratio, and
+so is what a tap looks up now (``passages.of_uid`` + ``catalog.record``).
 """
 
 from __future__ import annotations
@@ -101,11 +104,11 @@ class RecordingIndicator:
         self.inner = inner
         self.probe = probe
 
-    def signal(self, outcome: Any) -> None:
+    def signal(self, outcome: Any, detail: Any = None) -> None:
         t = time.monotonic()
         if self.probe.current is not None:
             self.probe.indicator[self.probe.current] = (t, str(outcome))
-        self.inner.signal(outcome)
+        self.inner.signal(outcome, detail)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -168,15 +171,21 @@ def pick_uids(
     return out
 
 
-def raw_lookups(db: Path, uids: list[str]) -> list[float]:
+def raw_lookups(db: Path, uids: list[str]) -> tuple[list[float], list[float]]:
+    """The bare row lookup ``store.wristband(uid)`` and what a tap looks up now: the
+    wristband's passages and every catalog row of its UID (as ``_tap_context`` does)."""
     store = DeviceStore(db)
     try:
-        samples = []
+        bare, record = [], []
         for uid in uids:
             t0 = time.perf_counter()
             store.wristband(uid)
-            samples.append(time.perf_counter() - t0)
-        return samples
+            t1 = time.perf_counter()
+            store.catalog.record(uid, store.passages.of_uid(uid, 0.0))
+            t2 = time.perf_counter()
+            bare.append(t1 - t0)
+            record.append(t2 - t1)
+        return bare, record
     finally:
         store.close()
 
@@ -314,7 +323,7 @@ def main() -> None:
     with common.workdir("decision", args.keep) as wd:
         db = common.copy_store(args.wristbands, wd / "gate-1" / "device.db")
         lookup_uids = pick_uids(rng, args.wristbands, args.taps, args.unknown_share, used)
-        lookups = raw_lookups(db, lookup_uids)
+        lookups, records = raw_lookups(db, lookup_uids)
 
         site = Site(wd / "site", gates=[], site_id=common.SITE, log_level="WARNING")
         site.start()  # broker and `entrada central` (own process)
@@ -377,6 +386,7 @@ def main() -> None:
         f"isolated run took {iso_time:.1f} s; outbox drained at the end: {acked}"
     )
     print(common.stats_line("raw store.wristband(uid)", look))
+    print(common.stats_line("raw passages + catalog.record(uid)", common.stats_ms(records)))
     print(
         f"   objects tracked by the GC at the end: {gc_objects:,} (full collection "
         f"{gc_full_ms} ms, benchmark records included)"
@@ -406,6 +416,7 @@ def main() -> None:
         },
         {
             "raw_lookup_ms": look,
+            "raw_record_ms": common.stats_ms(records),
             "isolated": iso,
             "paced": paced,
             "ratio_p50": round(ratio_p50 or 0, 2),

@@ -85,6 +85,22 @@ class PassageLog:
         )
         return list(_parsed(r[0] for r in rows))
 
+    def ids_of_gate(self, gate: str, since: float) -> list[str]:
+        """Ids of the passages ``gate`` recorded at or after ``since``, oldest first (cheap:
+        a backlog to share is read a batch at a time with :meth:`by_ids`)."""
+        rows = self._conn.execute(
+            "SELECT id FROM passages WHERE gate = ? AND at >= ? ORDER BY at", (gate, since)
+        )
+        return [r[0] for r in rows]
+
+    def by_ids(self, ids: list[str]) -> list[PeerPassage]:
+        marks = ",".join("?" * len(ids))
+        rows = self._conn.execute(
+            f"SELECT data FROM passages WHERE id IN ({marks}) ORDER BY at",  # noqa: S608
+            ids,
+        )
+        return list(_parsed(r[0] for r in rows))
+
     def since(self, since: float) -> list[PeerPassage]:
         """Every passage at or after ``since``, oldest first (to rebuild occupancy)."""
         rows = self._conn.execute("SELECT data FROM passages WHERE at >= ? ORDER BY at", (since,))

@@ -41,6 +41,9 @@ class PresenceShare:
         self._topics = topics
         self._device_id = device_id
         self._publish = publish
+        #: Passages waiting to be shared again, a batch per :meth:`pump` (a day of them at
+        #: once would keep a tap waiting).
+        self._backlog: list[str] = []  # passage ids
 
     def load(self, now: float) -> None:
         """Rebuild the occupancy from the passage log (at start, after a store rebuild)."""
@@ -66,8 +69,26 @@ class PresenceShare:
                 return  # offline: shared again after the reconnect
 
     def reconnected(self, now: float) -> None:
-        """Share again what this gate recorded lately (peers may have missed it)."""
-        self.share(self.store.passages.of_gate(self._device_id, now - self.cfg.resend_window))
+        """Share again what this gate recorded lately (peers may have missed it), a batch
+        at a time through :meth:`pump`."""
+        if self.cfg.share:
+            since = now - self.cfg.resend_window
+            self._backlog = self.store.passages.ids_of_gate(self._device_id, since)
+
+    def pump(self) -> None:
+        """Share the next batch of the backlog (the owner loop calls this every pass)."""
+        if not self._backlog:
+            return
+        step = protocol.MAX_PRESENCE_PASSAGES
+        ids, rest = self._backlog[:step], self._backlog[step:]
+        batch = self.store.passages.by_ids(ids)
+        if not batch:
+            self._backlog = rest
+            return
+        topic = self._topics.presence(self._device_id)
+        message = protocol.PresenceBatch(device=self._device_id, passages=batch)
+        if self._publish(topic, protocol.encode(message)):
+            self._backlog = rest
 
     def on_batch(self, peer: str, payload: bytes) -> None:
         """A peer's passages (raises ProtocolError for a bad payload)."""

@@ -220,6 +220,7 @@ class DeviceRuntime:
         now = self.clock.monotonic()
         if self._online:
             self._pump_outbox()
+            self.presence.pump()
         if now >= self._next_housekeeping:
             self._housekeeping(now)
 

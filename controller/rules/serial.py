@@ -194,8 +194,10 @@ def load_decision(doc: Mapping[str, Any]) -> Decision:
 def dump_logged_input(inp: DecisionInput) -> dict[str, Any]:
     """The input as a gate logs it with each decision: everything but the site's rules,
     which central keeps by catalog version (``catalog_version``)."""
-    doc = dump_input(inp)
-    del doc["site"]
+    doc: dict[str, Any] = {"v": SCHEMA_VERSION}
+    for f in dataclasses.fields(inp):
+        if f.name != "site":  # not encoded at all: the rules are most of the cost
+            doc[f.name] = to_json(getattr(inp, f.name))
     doc["catalog_version"] = inp.site.catalog_version
     return doc
 
