@@ -117,7 +117,10 @@ def test_config_error_message_lists_source_and_count(tmp_path):
             "drivers.sim.auto_rotat: unknown key (did you mean 'auto_rotate'?)",
         ),
         ("[mqt]\nport = 1\n", "mqt: unknown key (did you mean 'mqtt'?)"),
-        ("[zzz]\n", "zzz: unknown key (known keys: device, mqtt, outbox, gate, presence, drivers, log)"),
+        (
+            "[zzz]\n",
+            "zzz: unknown key (known keys: device, mqtt, outbox, gate, presence, drivers, log)",
+        ),
     ],
 )
 def test_unknown_keys_are_errors_with_a_hint(extra, expected):
