@@ -25,14 +25,11 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import signal
-import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 
 from sdnotify import SystemdNotifier
 
@@ -44,9 +41,8 @@ from central.sqlite_store import SqliteStorage
 from central.store import DeviceBatch, Storage, open_storage
 from entrada import config as entrada_config
 from entrada.codes import Rejection
-from entrada.errors import ConfigError, EntradaError, ProtocolError, StoreError
+from entrada.errors import EntradaError, ProtocolError, StoreError
 from entrada.logutil import ThrottledLog
-from entrada.logutil import configure as configure_logging
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
 from entrada.protocol import (
     Ack,
@@ -598,49 +594,3 @@ def _epochs(clock: Callable[[], float]) -> Callable[[], int]:
         return last
 
     return next_epoch
-
-
-def run_central(config_path: str) -> int:
-    """Run the central service until SIGTERM/SIGINT. Exit codes: 0 clean stop, 1 failure,
-    2 invalid config (every error printed to stderr)."""
-    try:
-        cfg = load_central_config(config_path)
-    except ConfigError as err:
-        sys.stderr.write(f"{err}\n")
-        return EXIT_CONFIG
-    configure_logging(cfg.log.level)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        logger.info("%s received: stopping", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {}
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, on_signal)
-    service = CentralService(cfg)
-    try:
-        api = None
-        try:
-            service.start()
-            if cfg.api.enabled:
-                from central.api import ApiServer, create_app  # FastAPI only when asked for
-
-                api = ApiServer(create_app(service.db_path), cfg.api.host, cfg.api.port)
-                api.start()
-                logger.info("API on http://%s:%d/api", cfg.api.host, api.port)
-        except EntradaError as err:
-            logger.error("%s", err)
-            service.stop()
-            return EXIT_FAILURE
-        while not stop.wait(0.5):
-            if not service.running:
-                break
-        if api is not None:
-            api.stop()
-        service.stop()
-        return EXIT_FAILURE if service.error is not None else 0
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)

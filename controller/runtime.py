@@ -20,6 +20,7 @@ from typing import Any
 
 from controller.catalog_sync import CatalogSync
 from controller.clock import Clock, SystemClock
+from controller.contact import CentralContact
 from controller.inputs import Press, ReaderHealth, Rotation, Stop, Tap
 from controller.outbox import OutboxSender
 from controller.passages import KEEP_SECONDS
@@ -99,11 +100,7 @@ class DeviceRuntime:
         self._next_housekeeping = 0.0
         self._next_prune = 0.0
         self.site: Site | None = None
-        #: Wall time contact with central was lost (None: in contact now). A gate that
-        #: starts has had no contact yet.
-        self._contact_lost_at: float | None = self.clock.time()
-        self._central_online = False
-        self._central_epoch = 0
+        self.contact = CentralContact(self.clock.time())
         #: Monotonic time to share recent passages once more after a reconnect.
         self._reshare_at: float | None = None
         t = self.topics
@@ -273,8 +270,7 @@ class DeviceRuntime:
             self._on_link_up(item)
         elif isinstance(item, LinkDown):
             self._online = False
-            self._central_online = False  # until a fresh retained status says otherwise
-            self._update_contact()
+            self.contact.link(False, self.clock.time())
         elif isinstance(item, ReaderHealth):
             self._on_reader_health(item)
         elif isinstance(item, Stop):
@@ -315,9 +311,7 @@ class DeviceRuntime:
 
     def minutes_offline(self, now: float) -> float | None:
         """How long the gate has been without central (None: in contact now)."""
-        if self._contact_lost_at is None:
-            return None
-        return max(now - self._contact_lost_at, 0.0) / 60.0
+        return self.contact.minutes_offline(now)
 
     def _react(self, reaction: Reaction | None) -> None:
         if reaction is not None:
@@ -402,29 +396,11 @@ class DeviceRuntime:
         self.site = site
         self._set_fault(Fault.RULES_UNUSABLE, site is None)
 
-    def _on_central_status(self, status: protocol.CentralStatus) -> None:
-        if status.epoch < self._central_epoch:
-            return  # a late will of an older connection: the newer birth stands
-        self._central_epoch = status.epoch
-        self._central_online = status.state == "online"
-        self._update_contact()
-
-    def _update_contact(self) -> None:
-        in_contact = self._online and self._central_online
-        if in_contact and self._contact_lost_at is not None:
-            logger.info(
-                "in contact with central again after %.1f min",
-                self.minutes_offline(self.clock.time()) or 0.0,
-            )
-            self._contact_lost_at = None
-        elif not in_contact and self._contact_lost_at is None:
-            logger.warning("lost contact with central; offline policies apply from now")
-            self._contact_lost_at = self.clock.time()
-
     # ------------------------------------------------------------------- MQTT
 
     def _on_link_up(self, up: LinkUp) -> None:
         self._online = True
+        self.contact.link(True, self.clock.time())
         self._epoch = up.epoch
         self.outbox.reset()
         self._publish_status()
@@ -450,7 +426,8 @@ class DeviceRuntime:
             elif msg.topic == t.status(dev):
                 self._on_own_status(protocol.decode(protocol.Status, msg.payload))
             elif msg.topic == t.central_status:
-                self._on_central_status(protocol.decode(protocol.CentralStatus, msg.payload))
+                status = protocol.decode(protocol.CentralStatus, msg.payload)
+                self.contact.status(status, self.clock.time())
             elif (peer := t.parse_presence_topic(msg.topic)) is not None:
                 self.presence.on_batch(peer, msg.payload)
             else:

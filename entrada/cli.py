@@ -27,7 +27,7 @@ def _cmd_device(args: argparse.Namespace) -> int:
 
 
 def _cmd_central(args: argparse.Namespace) -> int:
-    from central.service import run_central
+    from central.daemon import run_central
 
     return run_central(args.config)
 

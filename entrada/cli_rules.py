@@ -70,7 +70,8 @@ def _errors(path: str, errors: list[str]) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from central.admin_catalog import RulesDocumentError, read_rules
     from controller.rules.errors import CatalogError
-    from controller.rules.simulate import SimulationInputError, parse_rules, simulate
+    from controller.rules.sim_input import SimulationInputError, parse_rules
+    from controller.rules.simulate import simulate
 
     try:
         document = read_rules(args.rules_file)  # as `entrada catalog rules` reads it

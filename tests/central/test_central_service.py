@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 
 from central import admin
+from central.daemon import run_central
 from central.registry import Presence
-from central.service import CentralService, run_central
+from central.service import CentralService
 from entrada.errors import StoreError
 from entrada.protocol import MAX_PAYLOAD_BYTES
 
@@ -302,7 +303,7 @@ def test_run_central_stops_cleanly_on_sigterm(tmp_path, broker, device_factory, 
         [
             sys.executable,
             "-c",
-            "import sys; from central.service import run_central; "
+            "import sys; from central.daemon import run_central; "
             "sys.exit(run_central(sys.argv[1]))",
             str(cfg),
         ],
@@ -326,7 +327,7 @@ def test_run_central_stops_cleanly_on_sigterm(tmp_path, broker, device_factory, 
 
 
 def test_unusable_store_fails_start_and_run(tmp_path, broker, config_factory, monkeypatch):
-    monkeypatch.setattr("central.service.configure_logging", lambda level: None)  # keep pytest's
+    monkeypatch.setattr("central.daemon.configure_logging", lambda level: None)  # keep pytest's
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     service = CentralService(config_factory(not_a_dir, broker.port))

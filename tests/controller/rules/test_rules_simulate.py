@@ -9,7 +9,7 @@ from rules_site import CATALOG, SITE, WARSAW
 
 from controller.rules.catalog_schema import parse_catalog
 from controller.rules.errors import CatalogError
-from controller.rules.simulate import (
+from controller.rules.sim_input import (
     GateLine,
     PayLine,
     PostLine,
@@ -21,8 +21,8 @@ from controller.rules.simulate import (
     local_instant,
     parse_input,
     parse_rules,
-    simulate,
 )
+from controller.rules.simulate import simulate
 
 GATES = [
     {"gate": "in", "zone_to": "facility", "direction": "in"},
