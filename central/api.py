@@ -165,16 +165,13 @@ def create_app(db_path: Path, *, clock: Callable[[], float] = time.time) -> Fast
             description=body.description,
             now=clock(),
         )
-        answer = {
-            "ref": entry.ref,
-            "uid": key,
-            "amount_minor": body.amount_minor,
-            "description": body.description,
-            "catalog_version": entry.head,
-            "owed_minor": entry.owed_minor,
-            "duplicate": entry.duplicate,
-        }
-        return JSONResponse(answer, status_code=200 if entry.duplicate else 201)
+        return _written(
+            entry,
+            key,
+            amount_minor=body.amount_minor,
+            description=body.description,
+            owed_minor=entry.owed_minor,
+        )
 
     @app.post("/api/wristbands/{uid}/payments", status_code=201)
     def pay(uid: str, body: PaymentIn) -> JSONResponse:
@@ -183,16 +180,13 @@ def create_app(db_path: Path, *, clock: Callable[[], float] = time.time) -> Fast
         entry = admin_catalog.pay_tab(
             db_path, key, body.amount_minor, ref=body.ref, method=body.method, now=clock()
         )
-        answer = {
-            "ref": entry.ref,
-            "uid": key,
-            "amount_minor": body.amount_minor,
-            "method": body.method,
-            "catalog_version": entry.head,
-            "owed_minor": entry.owed_minor,
-            "duplicate": entry.duplicate,
-        }
-        return JSONResponse(answer, status_code=200 if entry.duplicate else 201)
+        return _written(
+            entry,
+            key,
+            amount_minor=body.amount_minor,
+            method=body.method,
+            owed_minor=entry.owed_minor,
+        )
 
     @app.post("/api/wristbands/{uid}/timestops", status_code=201)
     def timestop(uid: str, body: TimeStopIn) -> JSONResponse:
@@ -201,16 +195,21 @@ def create_app(db_path: Path, *, clock: Callable[[], float] = time.time) -> Fast
         now = clock()
         at = now if body.at is None else body.at
         entry = admin_catalog.stop_time(db_path, key, at=at, ref=body.ref, now=now)
-        answer = {
-            "ref": entry.ref,
-            "uid": key,
-            "at": at,
-            "catalog_version": entry.head,
-            "duplicate": entry.duplicate,
-        }
-        return JSONResponse(answer, status_code=200 if entry.duplicate else 201)
+        return _written(entry, key, at=at)
 
     return app
+
+
+def _written(entry: admin_catalog.TabEntry, uid: str, **fields: Any) -> JSONResponse:
+    """The answer to a tab write: 201 Created, or 200 for a retry of the same ``ref``."""
+    answer = {
+        "ref": entry.ref,
+        "uid": uid,
+        **fields,
+        "catalog_version": entry.head,
+        "duplicate": entry.duplicate,
+    }
+    return JSONResponse(answer, status_code=200 if entry.duplicate else 201)
 
 
 class ApiServer:

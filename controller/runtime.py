@@ -28,7 +28,7 @@ from controller.presence import PresenceShare
 from controller.roles.actions import Emit, Pulse, Reaction, Record, Signal
 from controller.roles.gate import GateRole
 from controller.roles.gate_decide import TapContext, gate_model
-from controller.rules.assemble import HISTORY_DAYS, occupancy_of
+from controller.rules.assemble import HISTORY_DAYS, WristbandRecord, occupancy_of
 from controller.rules.catalog_schema import parse_catalog
 from controller.rules.engine import check_gate
 from controller.rules.errors import CatalogError, RulesInputError
@@ -282,7 +282,12 @@ class DeviceRuntime:
     def _on_tap(self, tap: Tap) -> None:
         self.counters.taps += 1
         now = self.clock.time()
-        reaction = self.role.on_tap(tap.uid, self._tap_context(tap.uid, now), now)
+        ctx = (
+            TapContext(WristbandRecord(tap.uid, None), None, self.store.catalog_version)
+            if self.role.repeats(tap.uid, now)  # ignored: nothing to look up
+            else self._tap_context(tap.uid, now)
+        )
+        reaction = self.role.on_tap(tap.uid, ctx, now)
         self._carry_out(reaction)
         outcome = str(reaction.outcome)
         if outcome == Outcome.IGNORED_DEBOUNCE:

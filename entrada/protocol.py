@@ -12,7 +12,6 @@ by :func:`decode` with a :class:`~entrada.errors.ProtocolError` carrying a stabl
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 from datetime import date
@@ -533,18 +532,17 @@ def decode_one_of(
     """Like :func:`decode`, for a topic that carries several message types: the payload's
     ``type`` picks the model (an unknown type is refused as ``reject.shape``)."""
     by_type = {m.model_fields["type"].default: m for m in models}
-    raw = bytes(payload) if not isinstance(payload, str) else payload.encode("utf-8", "replace")
-    kind: object = None
-    if len(raw) <= MAX_PAYLOAD_BYTES:
-        # a bad payload is left to decode() below, which says precisely what is wrong
-        with contextlib.suppress(ValueError, AttributeError, RecursionError):
-            kind = json.loads(raw).get("type")
-    model = by_type.get(kind, models[0])
-    return decode(model, payload)
+    obj = _parsed_object(payload)
+    return _validated(by_type.get(obj.get("type"), models[0]), obj)
 
 
 def decode(model: type[M], payload: bytes | bytearray | memoryview | str) -> M:
     """Parse and validate ``payload`` as ``model`` or raise :class:`ProtocolError`."""
+    return _validated(model, _parsed_object(payload))
+
+
+def _parsed_object(payload: bytes | bytearray | memoryview | str) -> dict[str, Any]:
+    """The payload as a JSON object of our schema version, or ProtocolError."""
     try:
         raw = payload.encode("utf-8") if isinstance(payload, str) else bytes(payload)
     except UnicodeEncodeError as err:
@@ -574,6 +572,10 @@ def decode(model: type[M], payload: bytes | bytearray | memoryview | str) -> M:
             json.dumps(obj, ensure_ascii=False).encode("utf-8")
         except (UnicodeEncodeError, RecursionError) as err:
             raise ProtocolError(f"{Rejection.NOT_UTF8}: {err}") from err
+    return obj
+
+
+def _validated(model: type[M], obj: dict[str, Any]) -> M:
     try:
         return model.model_validate(obj)
     except (ValidationError, RecursionError) as err:

@@ -70,11 +70,17 @@ class GateRole:
         """How many passages are waiting for the turnstile to turn."""
         return len(self._pending)
 
+    def repeats(self, uid: str, now: float) -> bool:
+        """Whether a read of ``uid`` at ``now`` is the same tap as the last one (within the
+        debounce time): :meth:`on_tap` will ignore it, so the caller need look nothing up."""
+        last = self._last_seen.get(uid)
+        return last is not None and 0 <= now - last < self.cfg.debounce
+
     def on_tap(self, uid: str, ctx: TapContext, now: float) -> Reaction:
         """React to a credential read at Unix time ``now`` (monotonic ordering assumed)."""
-        last = self._last_seen.get(uid)
+        repeated = self.repeats(uid, now)
         self._last_seen[uid] = now
-        if last is not None and 0 <= now - last < self.cfg.debounce:
+        if repeated:
             return Reaction(Outcome.IGNORED_DEBOUNCE)
         tap = decide_tap(self.cfg, self.device_id, uid, ctx, now)
         shown = Signal(tap.outcome, tap.detail)
