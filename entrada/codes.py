@@ -42,6 +42,16 @@ class Fault(StrEnum):
     READER_DOWN = "fault.reader_down"
     RELAY_FAILED = "fault.relay_failed"
     PRINTER_MISSING = "fault.printer_missing"
+    #: The printer answers but cannot print a ticket now.
+    PRINTER_PAPER_OUT = "fault.printer_paper_out"
+    PRINTER_COVER_OPEN = "fault.printer_cover_open"
+    PRINTER_OFFLINE = "fault.printer_offline"
+    #: Paper near its end: tickets still print; someone should bring a roll.
+    PRINTER_PAPER_LOW = "fault.printer_paper_low"
+    #: A print started and failed: the ticket's number was given back.
+    PRINTER_FAILED = "fault.printer_failed"
+    #: The display board cannot play its chime or announcements.
+    SOUND_DOWN = "fault.sound_down"
     STORE_REBUILT = "fault.store_rebuilt"
     CATALOG_EMPTY = "fault.catalog_empty"
     #: Tariff admission without usable rules, or the gate's zones not in them.
