@@ -6,7 +6,8 @@
 #
 # Each step runs only when needed, so a second run changes nothing and takes a second or two:
 #   1. find a python3 >= 3.11: $ENTRADA_PYTHON if set, else python3, python3.13, .12, .11
-#   2. install the Debian packages that are missing: mosquitto and mosquitto-clients (tests
+#   2. install the Debian packages that are missing: espeak-ng (a display board's spoken
+#      calls are recorded with it at install time), mosquitto and mosquitto-clients (tests
 #      and the demo start private brokers on free ports; the system broker service is left
 #      as the package set it up), python3-venv only when the python cannot make a venv, and
 #      on a Raspberry Pi the headers and compiler for spidev/lgpio should no wheel fit.
@@ -29,9 +30,9 @@
 set -euo pipefail
 
 # Bump when this script's pip step changes, so existing .venvs are brought up to date.
-SETUP_VERSION=1
+SETUP_VERSION=2
 MIN_PYTHON=(3 11)
-APT_BASE=(mosquitto mosquitto-clients)
+APT_BASE=(mosquitto mosquitto-clients espeak-ng)
 
 ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 VENV="$ROOT/.venv"
@@ -179,6 +180,7 @@ ensure_system_packages() {
         # Not a Debian system: check the programs and let the person install them.
         have_cmd mosquitto || missing+=(mosquitto)
         have_cmd mosquitto_pub || missing+=(mosquitto-clients)
+        have_cmd espeak-ng || missing+=(espeak-ng)
         [[ -z $venv_pkg ]] || missing+=("$venv_pkg")
         if ((${#missing[@]})); then
             die "not a Debian system (no dpkg); install these with your package manager:" \
