@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 
 from controller.clock import SimClock, SystemClock
+from controller.device_core import DeviceCore
 from controller.runtime import DeviceRuntime
 from controller.settings import DeviceConfig
 from controller.simchannel import SimChannel
@@ -49,26 +50,51 @@ def load_device_config(path: str | Path) -> DeviceConfig:
     return configlib.load(path, DeviceConfig)
 
 
-def build_runtime(cfg: DeviceConfig) -> tuple[DeviceRuntime, SimChannel | None]:
+def build_runtime(cfg: DeviceConfig) -> tuple[DeviceCore, SimChannel | None]:
     """Drivers, store, runtime and (with simulated drivers only) the simulator channel."""
-    from drivers.registry import build_drivers
-
-    drivers = build_drivers(cfg.drivers)
-    drivers.relay.release()
-    store = DeviceStore(cfg.device.data_dir / "device.db")
     clock = SimClock() if cfg.device.clock == "sim" else SystemClock()
-    runtime = DeviceRuntime(
-        cfg,
-        drivers,
-        store,
-        clock=clock,
-        notify=_notifier(),  # type: ignore[arg-type]
-    )
-    sims = drivers.simulators()
+    notify = _notifier()
+    runtime: DeviceCore
+    sims: dict[str, object]
+    if cfg.device.role == "dispenser":
+        from controller.dispenser_runtime import DispenserRuntime
+        from drivers.queue_registry import build_dispenser_drivers
+
+        parts = build_dispenser_drivers(cfg.drivers)
+        store = DeviceStore(cfg.device.data_dir / "device.db")
+        runtime = DispenserRuntime(cfg, parts, store, clock=clock, notify=notify)  # type: ignore[arg-type]
+        sims = _simulated(
+            cfg, {"printer": parts.printer, "buttons": parts.buttons, "indicator": parts.indicator}
+        )
+    elif cfg.device.role == "display":
+        from controller.display_runtime import DisplayRuntime
+        from drivers.queue_registry import build_sound
+
+        sound = build_sound(cfg.drivers)
+        store = DeviceStore(cfg.device.data_dir / "device.db")
+        runtime = DisplayRuntime(cfg, store, sound, clock=clock, notify=notify)  # type: ignore[arg-type]
+        sims = _simulated(cfg, {"sound": sound})
+    else:
+        from drivers.registry import build_drivers
+
+        drivers = build_drivers(cfg.drivers)
+        drivers.relay.release()
+        store = DeviceStore(cfg.device.data_dir / "device.db")
+        runtime = DeviceRuntime(cfg, drivers, store, clock=clock, notify=notify)  # type: ignore[arg-type]
+        sims = drivers.simulators()
     if isinstance(clock, SimClock):
         sims["clock"] = clock
     channel = SimChannel(cfg.device.run_dir, cfg.device.id, sims) if sims else None
     return runtime, channel
+
+
+def _simulated(cfg: DeviceConfig, parts: dict[str, object]) -> dict[str, object]:
+    """The parts the config asked to simulate (the simulator channel drives them)."""
+    return {
+        name: part
+        for name, part in parts.items()
+        if part is not None and getattr(cfg.drivers, name) == "sim"
+    }
 
 
 def run_device(config_path: str) -> int:

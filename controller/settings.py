@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import model_validator
 
+from controller.settings_printer import PrinterSection
+from controller.settings_queue import DispenserSection, DisplaySection
 from entrada.config import Section, option, section
 from entrada.protocol import ID_PATTERN
 from entrada.settings_common import SITE_ID, LogSection, MqttSection
@@ -17,7 +19,10 @@ class DeviceSection(Section):
 
     id: str = option(..., "Device id; also its MQTT client id and username.", pattern=ID_PATTERN)
     site: str = SITE_ID
-    role: Literal["gate"] = option(..., "What the device does.")
+    role: Literal["gate", "dispenser", "display"] = option(
+        ...,
+        "What the device does: a turnstile `gate`, a ticket `dispenser`, a `display` board.",
+    )
     data_dir: Path = option(
         Path("/var/lib/entrada"),
         "Folder for the device database (catalog, outbox, state).",
@@ -174,15 +179,24 @@ class DriversSection(Section):
     """Which implementation drives each part. `sim` must be chosen here: it is never a
     fallback for missing hardware."""
 
-    rfid: Literal["sim", "mfrc522", "serial"] = option(..., "Credential reader.")
-    relay: Literal["sim", "gpio"] = option(..., "Turnstile relay.")
-    indicator: Literal["sim", "gpio", "none"] = option(..., "LEDs and buzzer.")
+    rfid: Literal["sim", "mfrc522", "serial", "none"] = option(
+        "none", "Credential reader (a gate needs one)."
+    )
+    relay: Literal["sim", "gpio", "none"] = option("none", "Turnstile relay (a gate needs one).")
+    indicator: Literal["sim", "gpio", "none"] = option("none", "LEDs and buzzer.")
+    printer: Literal["sim", "escpos", "none"] = option(
+        "none", "Ticket printer (a dispenser needs one): `escpos` settings in `[drivers.escpos]`."
+    )
+    sound: Literal["sim", "pygame", "none"] = option(
+        "none", "Chime and announcements (a display board); `sim` records what was played."
+    )
     buttons: Literal["sim", "gpio", "none"] = option("none", "Push buttons.")
     rotation: Literal["sim", "gpio", "none"] = option(
         "none",
         "Turnstile rotation sensor. With one, a grant counts only once the turnstile turns; "
         "`none`: a grant is a passage at once.",
     )
+    escpos: PrinterSection = section(PrinterSection)
     mfrc522: Mfrc522Section = section(Mfrc522Section)
     serial: SerialReaderSection = section(SerialReaderSection)
     gpio: GpioSection = section(GpioSection)
@@ -202,9 +216,26 @@ class DeviceConfig(Section):
     """The whole device config file."""
 
     @model_validator(mode="after")
+    def _role_has_its_drivers(self) -> DeviceConfig:
+        drivers, role = self.drivers, self.device.role
+        needs = {
+            "gate": ("rfid", "relay"),
+            "dispenser": ("printer",),
+            "display": (),
+        }[role]
+        missing = [part for part in needs if getattr(drivers, part) == "none"]
+        if missing:
+            raise ValueError(
+                f"a {role} needs drivers.{' and drivers.'.join(missing)} (`sim` to simulate)"
+            )
+        if role == "dispenser" and not self.dispenser.buttons:
+            raise ValueError("a dispenser needs dispenser.buttons (button name -> service)")
+        return self
+
+    @model_validator(mode="after")
     def _gate_between_zones(self) -> DeviceConfig:
         gate = self.gate
-        if gate.admission != "tariffs":
+        if self.device.role != "gate" or gate.admission != "tariffs":
             return self
         inner = gate.zone_to if gate.direction == "in" else gate.zone_from
         if not inner:
@@ -222,5 +253,7 @@ class DeviceConfig(Section):
     outbox: OutboxSection = section(OutboxSection)
     gate: GateSection = section(GateSection)
     presence: PresenceSection = section(PresenceSection)
+    dispenser: DispenserSection = section(DispenserSection)
+    display: DisplaySection = section(DisplaySection)
     drivers: DriversSection
     log: LogSection = section(LogSection)

@@ -83,6 +83,12 @@ class DeviceStore:
             name: seq for name, seq in self._conn.execute("SELECT name, last_seq FROM streams")
         }
 
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """The connection, for the role's own tables (leases, config, commands): they are
+        written in this store's transactions, on the owner thread."""
+        return self._conn
+
     # ----------------------------------------------------------------- opening
 
     def _connect(self) -> sqlite3.Connection:

@@ -69,3 +69,21 @@ class Rejection(StrEnum):
     WRONG_DEVICE = "reject.wrong_device"
     EXPIRED = "reject.expired"
     UNKNOWN_COMMAND = "reject.unknown_command"
+
+
+class TicketOutcome(StrEnum):
+    """What became of a press on a dispenser's service button (shown on its screen)."""
+
+    ISSUED = "ticket.issued"
+    #: Issued from a leased block: central was unreachable.
+    ISSUED_OFFLINE = "ticket.issued_offline"
+    #: The printer cannot print now: no number was taken.
+    PRINTER_NOT_READY = "ticket.refused.printer"
+    #: The print failed: the number was given back.
+    PRINT_FAILED = "ticket.refused.print_failed"
+    #: Central unreachable and no leased numbers left for the service.
+    NO_NUMBERS = "ticket.refused.no_numbers"
+    #: Central refused (e.g. the service's range is used up today); its code is the detail.
+    REFUSED = "ticket.refused.central"
+    #: Another ticket is being issued: presses are taken one at a time.
+    BUSY = "ticket.refused.busy"

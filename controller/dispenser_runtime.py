@@ -1,0 +1,424 @@
+"""The ticket dispenser: a service button becomes a printed, numbered ticket.
+
+On a press the owner thread asks the printer first; one that cannot print takes no number
+(``ticket.refused.printer``, the fault goes upstream). Then:
+
+- **online** (central in contact): a :class:`~entrada.protocol_queue.TicketRequest`;
+  central answers with the next number of the service, held as "printing" until the
+  dispenser's ``queue.ticket_printed`` event arrives. A failed print records
+  ``queue.ticket_voided`` and central gives the number to the next customer.
+- **offline** (no contact, or no answer within ``dispenser.request_timeout``): the next
+  number of a block leased in advance. The block's cursor moves in the same transaction
+  as the ``queue.ticket_printed`` event, after the print succeeded: a failed print
+  consumes nothing. Central adds the ticket to the queue by its issue time.
+
+A late answer to a request that already went the offline way is voided, so central's
+number is not left waiting for a print that never comes. Presses are taken one at a time:
+a press while a ticket is being issued is refused (``ticket.refused.busy``).
+
+Blocks are leased while online, per service and business day, whenever fewer than
+``dispenser.lease_low`` unused numbers are left, and for the next business day once it is
+``dispenser.lease_ahead`` away. The board (retained) tells the business day, waiting counts
+and estimated waits printed on tickets.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from controller.clock import Clock
+from controller.device_core import DeviceCore
+from controller.inputs import Press
+from controller.leases import LeaseBook
+from controller.roles.dispenser import DayView, format_number, leases_wanted, wait_minutes
+from controller.settings import DeviceConfig
+from controller.store import DeviceStore
+from drivers.buttons import Buttons
+from drivers.outputs import Indicator
+from drivers.printer import PrintError, PrinterStatus, TicketPrinter, TicketSpec
+from entrada import protocol
+from entrada.codes import Fault, TicketOutcome
+from entrada.mqtt import Incoming
+from entrada.protocol_queue import (
+    TICKET_PRINTED,
+    TICKET_VOIDED,
+    LeaseReply,
+    LeaseRequest,
+    QueueBoard,
+    QueueTopics,
+    TicketReply,
+    TicketRequest,
+)
+from kiosk_ui.words import ticket_labels
+
+logger = logging.getLogger(__name__)
+
+PRINTER_FAULTS = (
+    Fault.PRINTER_PAPER_OUT,
+    Fault.PRINTER_PAPER_LOW,
+    Fault.PRINTER_COVER_OPEN,
+    Fault.PRINTER_OFFLINE,
+)
+LEASE_RETRY = 5.0  # re-ask for a block not granted within this, s
+LATE_MEMORY = 600.0  # remember requests that went offline this long, s
+
+
+@dataclass
+class Pending:
+    """A request sent to central, waiting for its number."""
+
+    request_id: str
+    service: str
+    priority: bool
+    issued_at: float
+    deadline: float  # monotonic
+
+
+@dataclass
+class DispenserCounters:
+    presses: int = 0
+    outcomes: dict[str, int] = field(default_factory=dict)
+    late_voided: int = 0
+
+
+@dataclass(frozen=True)
+class DispenserDrivers:
+    printer: TicketPrinter
+    buttons: Buttons | None = None
+    indicator: Indicator | None = None
+
+    def close(self) -> None:
+        for name, part in (
+            ("printer", self.printer),
+            ("buttons", self.buttons),
+            ("indicator", self.indicator),
+        ):
+            if part is None:
+                continue
+            try:
+                part.close()
+            except Exception:  # fail-safe: every part gets its close
+                logger.exception("closing the %s failed", name)
+
+
+class DispenserRuntime(DeviceCore):
+    """Everything a dispenser does, driven from one thread by :meth:`run`."""
+
+    role_name = "dispenser"
+
+    def __init__(
+        self,
+        cfg: DeviceConfig,
+        drivers: DispenserDrivers,
+        store: DeviceStore,
+        clock: Clock | None = None,
+        notify: Callable[[str], None] | None = None,
+        on_outcome: Callable[[str, dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.d = cfg.dispenser
+        self.drivers = drivers
+        super().__init__(
+            cfg.device.id,
+            cfg.device.site,
+            cfg.mqtt,
+            cfg.outbox,
+            store,
+            clock=clock,
+            notify=notify,
+            indicator=drivers.indicator,
+        )
+        self.queue = QueueTopics(self.topics)
+        self.leases = LeaseBook(store.conn)
+        self.board: QueueBoard | None = None
+        self.counters = DispenserCounters()
+        self._pending: Pending | None = None
+        #: request id -> when it went the offline way (monotonic): a late number is voided.
+        self._fell_back: dict[str, float] = {}
+        #: (service, day) -> monotonic time a lease request may be repeated.
+        self._leasing: dict[tuple[str, str], float] = {}
+        self._zone = ZoneInfo(self.d.timezone)
+        self._labels = ticket_labels(self.d.language)
+        self._on_outcome = on_outcome or (lambda _code, _detail: None)
+
+    def subscriptions(self) -> list[tuple[str, int]]:
+        queue = QueueTopics(self.topics)
+        return [(queue.reply(self.device_id), 1), (queue.board, 1)]
+
+    # ------------------------------------------------------------ other threads
+
+    def on_press(self, button: str) -> None:
+        self._enqueue(Press(button, self.clock.monotonic()))
+
+    # --------------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        if self.drivers.buttons is not None:
+            self.drivers.buttons.start(self.on_press)
+        self._check_printer()
+        super().start()
+
+    def close_drivers(self) -> None:
+        self.drivers.close()
+
+    def urgent(self, item: object) -> bool:
+        return isinstance(item, Press)
+
+    def handle_item(self, item: object) -> bool:
+        if isinstance(item, Press):
+            self._on_press(item)
+            return True
+        return False
+
+    def handle_message(self, msg: Incoming) -> bool:
+        if msg.topic == self.queue.board:
+            board = protocol.decode(QueueBoard, msg.payload)
+            if self.board is None or board.seq >= self.board.seq or board.ts > self.board.ts:
+                self.board = board
+                self._lease_upkeep()
+        elif msg.topic == self.queue.reply(self.device_id):
+            reply = protocol.decode_one_of((TicketReply, LeaseReply), msg.payload)
+            if isinstance(reply, TicketReply):
+                self._on_ticket_reply(reply)
+            elif isinstance(reply, LeaseReply):
+                self._on_lease_reply(reply)
+        else:
+            return False
+        return True
+
+    def after_pass(self) -> None:
+        pending = self._pending
+        if pending is not None and self.clock.monotonic() >= pending.deadline:
+            logger.info(
+                "no number from central within %.2f s: leased numbers", self.d.request_timeout
+            )
+            self._pending = None
+            self._fell_back[pending.request_id] = self.clock.monotonic()
+            self._issue_offline(pending.service, pending.priority, pending.issued_at)
+
+    def on_online(self) -> None:
+        self._leasing.clear()
+        self._lease_upkeep()
+
+    def on_housekeeping(self, now: float) -> None:
+        self._check_printer()
+        self._lease_upkeep()
+        self._fell_back = {r: t for r, t in self._fell_back.items() if now - t < LATE_MEMORY}
+        day = DayView.of(self.board)
+        if day is not None:
+            self.leases.forget_before(day.day_at(self.clock.time()))
+
+    # ------------------------------------------------------------------ presses
+
+    def _on_press(self, press: Press) -> None:
+        service = self.d.buttons.get(press.button)
+        if service is None:
+            logger.warning("button %r issues no service (dispenser.buttons)", press.button)
+            return
+        self.counters.presses += 1
+        if self._pending is not None:
+            self._outcome(TicketOutcome.BUSY, {"service": service})
+            return
+        if not self._check_printer().ready:
+            self._outcome(TicketOutcome.PRINTER_NOT_READY, {"service": service})
+            return
+        priority = press.button in self.d.priority_buttons
+        issued_at = self.clock.time()
+        if self.in_contact:
+            request_id = f"{self.device_id}-{secrets.token_hex(8)}"
+            request = TicketRequest(
+                request_id=request_id, service=service, priority=priority, issued_at=issued_at
+            )
+            if self.publish(self.queue.request(self.device_id), protocol.encode(request)):
+                self._pending = Pending(
+                    request_id,
+                    service,
+                    priority,
+                    issued_at,
+                    self.clock.monotonic() + self.d.request_timeout,
+                )
+                return
+        self._issue_offline(service, priority, issued_at)
+
+    @property
+    def in_contact(self) -> bool:
+        return self.online and self.contact.minutes_offline(self.clock.time()) is None
+
+    def _on_ticket_reply(self, reply: TicketReply) -> None:
+        pending = self._pending
+        if pending is None or reply.request_id != pending.request_id:
+            if reply.request_id in self._fell_back and reply.ok and reply.ticket_id:
+                # Already issued offline: give central's number back.
+                self.counters.late_voided += 1
+                self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "late_reply"})
+            return
+        self._pending = None
+        if not reply.ok or reply.ticket_id is None or reply.number is None:
+            self._outcome(TicketOutcome.REFUSED, {"service": pending.service, "code": reply.code})
+            return
+        ticket = self._spec(
+            pending.service,
+            reply.number,
+            pending.issued_at,
+            reply.ahead,
+            reply.est_wait_s,
+            reply.ticket_id,
+        )
+        event = {
+            "ticket_id": reply.ticket_id,
+            "request_id": pending.request_id,
+            "service": pending.service,
+            "number": reply.number,
+            "business_day": reply.business_day,
+            "issued_at": pending.issued_at,
+            "priority": pending.priority,
+            "offline": False,
+        }
+        if self._print(ticket):
+            self.emit(TICKET_PRINTED, event)
+            self._outcome(TicketOutcome.ISSUED, event)
+        else:
+            self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "print_failed"})
+            self._outcome(TicketOutcome.PRINT_FAILED, {"service": pending.service})
+
+    def _issue_offline(self, service: str, priority: bool, issued_at: float) -> None:
+        day = DayView.of(self.board)
+        line = self._service_line(service)
+        number = None if day is None else self.leases.next_number(service, day.day_at(issued_at))
+        if day is None or number is None or line is None:
+            self._outcome(TicketOutcome.NO_NUMBERS, {"service": service})
+            return
+        business_day = day.day_at(issued_at)
+        text = format_number(line.prefix, number, line.digits)
+        ticket_id = f"{business_day}:{service}:{number}"
+        ticket = self._spec(service, text, issued_at, line.waiting, line.est_wait_s, ticket_id)
+        if not self._print(ticket):
+            self._outcome(TicketOutcome.PRINT_FAILED, {"service": service})
+            return
+        event = {
+            "ticket_id": ticket_id,
+            "request_id": None,
+            "service": service,
+            "number": text,
+            "business_day": business_day,
+            "issued_at": issued_at,
+            "priority": priority,
+            "offline": True,
+        }
+        self.emit(
+            TICKET_PRINTED, event, extra=lambda: self.leases.use(service, business_day, number)
+        )
+        self._outcome(TicketOutcome.ISSUED_OFFLINE, event)
+
+    def _service_line(self, service: str) -> Any:
+        board = self.board
+        if board is None:
+            return None
+        return next((s for s in board.services if s.service == service), None)
+
+    # ------------------------------------------------------------------ printing
+
+    def _spec(
+        self,
+        service: str,
+        number: str,
+        issued_at: float,
+        ahead: int,
+        est_wait_s: int | None,
+        ticket_id: str,
+    ) -> TicketSpec:
+        line = self._service_line(service)
+        url = self.d.status_url.replace("{ticket}", ticket_id) if self.d.status_url else None
+        return TicketSpec(
+            site_name=self.d.site_name or (self.board.site_name if self.board else ""),
+            service_name=line.name if line is not None else service,
+            number=number,
+            issued_at=datetime.fromtimestamp(issued_at, self._zone),
+            ahead=ahead,
+            est_wait_minutes=wait_minutes(est_wait_s),
+            qr_url=url,
+            labels=self._labels,
+        )
+
+    def _print(self, ticket: TicketSpec) -> bool:
+        try:
+            self.drivers.printer.print_ticket(ticket)
+        except PrintError as err:
+            logger.error("ticket %s did not print: %s", ticket.number, err)
+            self.set_fault(Fault.PRINTER_FAILED, True)
+            self._check_printer()
+            return False
+        self.set_fault(Fault.PRINTER_FAILED, False)
+        return True
+
+    def _check_printer(self) -> PrinterStatus:
+        status = self.drivers.printer.status()
+        for fault in PRINTER_FAULTS:
+            self.set_fault(fault, fault in status.faults)
+        return status
+
+    def _outcome(self, code: str, detail: dict[str, Any]) -> None:
+        self.counters.outcomes[code] = self.counters.outcomes.get(code, 0) + 1
+        if self.indicator is not None:
+            self.indicator.signal(code, detail)
+        self._on_outcome(code, detail)
+
+    # -------------------------------------------------------------------- leases
+
+    def _lease_upkeep(self) -> None:
+        day = DayView.of(self.board)
+        if day is None or not self.in_contact:
+            return
+        now, mono = self.clock.time(), self.clock.monotonic()
+        services = sorted(set(self.d.buttons.values()))
+        days = {day.day_at(now), day.next_day()}
+        left = {(s, d): self.leases.left(s, d) for s in services for d in days}
+        for service, business_day in leases_wanted(
+            services, left, day, now, low=self.d.lease_low, ahead=self.d.lease_ahead
+        ):
+            if self._leasing.get((service, business_day), 0.0) > mono:
+                continue
+            request = LeaseRequest(
+                request_id=f"{self.device_id}-lease-{secrets.token_hex(6)}",
+                service=service,
+                business_day=business_day,
+                size=self.d.lease_size,
+            )
+            if self.publish(self.queue.request(self.device_id), protocol.encode(request)):
+                self._leasing[(service, business_day)] = mono + LEASE_RETRY
+
+    def _on_lease_reply(self, reply: LeaseReply) -> None:
+        self._leasing.pop((reply.service, reply.business_day), None)
+        if not reply.ok or reply.first is None or reply.last is None:
+            logger.warning(
+                "no block of %s for %s: %s", reply.service, reply.business_day, reply.code
+            )
+            return
+        if self.leases.add(reply.service, reply.business_day, reply.first, reply.last):
+            logger.info(
+                "leased %s %d-%d for %s",
+                reply.service,
+                reply.first,
+                reply.last,
+                reply.business_day,
+            )
+
+    # ----------------------------------------------------------------- reports
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "device": self.device_id,
+            "role": self.role_name,
+            "presses": self.counters.presses,
+            "outcomes": dict(self.counters.outcomes),
+            "late_voided": self.counters.late_voided,
+            "leases": [b.__dict__ for b in self.leases.blocks()],
+            "outbox_depth": self.store.outbox_depth(),
+            "faults": sorted(self.faults),
+        }
