@@ -2,7 +2,9 @@
 
 A Unix socket at ``<run_dir>/sim/<device>.sock`` takes one JSON object per line, e.g.
 ``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}``, ``{"verb": "press", "button": "open"}`` or
-``{"verb": "rotate"}`` (the turnstile turns once), and answers one JSON line
+``{"verb": "rotate"}`` (the turnstile turns once) or ``{"verb": "printer", "paper": "out"}``
+(the simulated ticket printer's faults: ``paper`` ok/low/out, ``cover`` open/closed,
+``offline`` true/false, ``fail_next_print`` true), and answers one JSON line
 ``{"ok": true}`` or ``{"ok": false, "error": "..."}``. It exists only when the device runs
 simulated drivers; real drivers are never reachable through it. The server thread only
 hands input to the simulators, which enqueue like real hardware.
@@ -109,10 +111,12 @@ class SimChannel:
                 reader.offline = not bool(req.get("online", True))
             elif verb == "clock":
                 return self._clock(req)
+            elif verb == "printer":
+                return self._printer(req)
             else:
                 return {
                     "ok": False,
-                    "error": f"unknown verb {verb!r} (tap, press, rotate, reader, clock)",
+                    "error": f"unknown verb {verb!r} (tap, press, rotate, reader, clock, printer)",
                 }
         except (ValueError, DriverError, EntradaError) as err:
             return {"ok": False, "error": str(err)}
@@ -137,6 +141,25 @@ class SimChannel:
         if step is not None:
             clock.advance(float(step))
         return {"ok": True, "time": clock.time()}
+
+    def _printer(self, req: dict[str, Any]) -> dict[str, Any]:
+        """Set the simulated printer's faults; answers the faults it reports now."""
+        printer = self._sim("printer")
+        cover, offline, fail = req.get("cover"), req.get("offline"), req.get("fail_next_print")
+        if cover is not None and cover not in ("open", "closed"):
+            return {"ok": False, "error": "cover must be open or closed"}
+        for name, value in (("offline", offline), ("fail_next_print", fail)):
+            if value is not None and not isinstance(value, bool):
+                return {"ok": False, "error": f"{name} must be true or false"}
+        if req.get("paper") is not None:
+            printer.paper = str(req["paper"])  # ValueError names the choices
+        if cover is not None:
+            printer.cover_open = cover == "open"
+        if offline is not None:
+            printer.offline = offline
+        if fail is not None:
+            printer.fail_next_print = fail
+        return {"ok": True, "faults": sorted(printer.status().faults)}
 
     def _sim(self, part: str) -> Any:
         sim = self.simulators.get(part)
