@@ -1,0 +1,585 @@
+"""``entrada tech``: a technician's tools for the devices of a site.
+
+- ``tech cmd DEVICE NAME [key=value ...]``: send a command (``open-gate``, ``identify``,
+  ``resync``, ``print-test``, ``diagnostics``, ``restart``, ``logs``; see
+  ``controller.commands``) as an MQTT 5 request on the device's ``cmd/req`` (ResponseTopic
+  its ``cmd/res``, random CorrelationData, MessageExpiryInterval ``--expiry``), wait for
+  the matching answer and print it. Exit 0 when it ran, 1 when refused or failed, 3 with
+  no answer in ``--timeout``. A value is JSON when it parses as JSON (``seconds=2``,
+  ``full=true``), else a string. ``--id`` reuses a command id: the device answers a retry
+  with the first result (``duplicate``) instead of running it again.
+- ``tech logs DEVICE [--lines N]``: the device's recent log lines (the ``logs`` command).
+- ``tech devices [--json]``: central's registry (role, presence, versions, config,
+  outbox depth, last seen, faults).
+- ``tech watch [--device D] [--kind K] [--json]``: live events and statuses, filtered by
+  device and by kind (a glob: ``gate.*``; a status's kind is ``status``).
+
+Broker, credentials and site come from central's config file (``--config``, or the
+``ENTRADA_CENTRAL_CONFIG`` environment variable); the MQTT username is ``[mqtt] username``
+or central's client id. The client id is always a fresh ``tech-...`` one: a tool that
+took a device's or central's client id would disconnect it. ``register`` returns the
+``tech`` group's subparsers so other modules add commands to the same group.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import math
+import os
+import queue
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
+from pydantic import ValidationError
+
+from entrada import protocol
+from entrada.errors import ConfigError, EntradaError, ProtocolError
+from entrada.mqtt import Incoming
+from entrada.settings_common import MqttSection
+
+CONFIG_ENV = "ENTRADA_CENTRAL_CONFIG"
+EXIT_CONFIG = 2
+#: ``tech cmd``: the device refused or failed the command.
+EXIT_REFUSED = 1
+#: ``tech cmd``: no answer within ``--timeout``.
+EXIT_NO_ANSWER = 3
+CONNECT_TIMEOUT = 10.0
+
+
+def _write(line: str = "") -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------- the link
+
+
+class TechLink:
+    """A short-lived MQTT 5 client (clean start, no session kept): paho's own loop
+    thread only enqueues what arrives on :attr:`messages`."""
+
+    def __init__(self, cfg: MqttSection, username: str, client_id: str | None = None) -> None:
+        self.cfg = cfg
+        self.client_id = client_id or f"tech-{secrets.token_hex(4)}"
+        self.messages: queue.Queue[Incoming] = queue.Queue()
+        self._connected = threading.Event()
+        self._disconnected = threading.Event()
+        self._refused: str | None = None
+        self._acks = threading.Condition()
+        self._subacks: dict[int, list[Any]] = {}
+        client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5
+        )
+        client.username_pw_set(username, cfg.password.get_secret_value() if cfg.password else None)
+        if cfg.tls_ca is not None:
+            client.tls_set(ca_certs=str(cfg.tls_ca))
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_subscribe = self._on_subscribe
+        client.on_message = self._on_message
+        self._client = client
+
+    def open(self, timeout: float = CONNECT_TIMEOUT) -> TechLink:
+        where = f"{self.cfg.host}:{self.cfg.port}"
+        try:
+            self._client.connect(
+                self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive, clean_start=True
+            )
+        except (OSError, ValueError) as err:
+            raise EntradaError(f"cannot reach the broker at {where}: {err}") from err
+        self._client.loop_start()
+        if not self._connected.wait(timeout) or self._refused is not None:
+            self.close()
+            raise EntradaError(
+                f"the broker at {where} refused the connection: {self._refused}"
+                if self._refused
+                else f"no answer from the broker at {where} within {timeout:.0f} s"
+            )
+        return self
+
+    def subscribe(self, topics: Sequence[str], timeout: float = CONNECT_TIMEOUT) -> None:
+        """Subscribe at QoS 1 and wait for the broker to grant every topic."""
+        options = SubscribeOptions(qos=1)
+        result, mid = self._client.subscribe([(t, options) for t in topics])
+        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
+            raise EntradaError(f"cannot subscribe: {paho.error_string(result)}")
+        with self._acks:
+            if not self._acks.wait_for(lambda: mid in self._subacks, timeout):
+                raise EntradaError(f"the broker did not confirm the subscription to {topics}")
+            codes = self._subacks.pop(mid)
+        refused = [t for t, code in zip(topics, codes, strict=False) if code.is_failure]
+        if refused:
+            raise EntradaError(f"not allowed to read {', '.join(refused)}")
+
+    def publish(
+        self,
+        topic: str,
+        payload: bytes,
+        properties: Properties | None = None,
+        timeout: float = CONNECT_TIMEOUT,
+    ) -> None:
+        """Publish at QoS 1, not retained, and wait for the broker's PUBACK."""
+        info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            raise EntradaError(f"cannot publish on {topic}: {paho.error_string(info.rc)}")
+        info.wait_for_publish(timeout)
+        if not info.is_published():
+            raise EntradaError(f"the broker did not take the message on {topic}")
+
+    def close(self) -> None:
+        if self._connected.is_set():
+            self._client.disconnect()
+            self._disconnected.wait(2.0)
+        self._client.loop_stop()
+
+    def __enter__(self) -> TechLink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # paho's thread: record and enqueue, nothing else
+
+    def _on_connect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        if reason.is_failure:
+            self._refused = str(reason)
+        self._connected.set()
+
+    def _on_disconnect(
+        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
+    ) -> None:
+        self._disconnected.set()
+
+    def _on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, codes: Any, properties: Any
+    ) -> None:
+        with self._acks:
+            self._subacks[mid] = list(codes)
+            self._acks.notify_all()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        props = getattr(msg, "properties", None)
+        self.messages.put(
+            Incoming(
+                topic=msg.topic,
+                payload=bytes(msg.payload),
+                retain=bool(msg.retain),
+                response_topic=getattr(props, "ResponseTopic", None),
+                correlation=getattr(props, "CorrelationData", None),
+                expiry=getattr(props, "MessageExpiryInterval", None),
+            )
+        )
+
+
+def _central(args: argparse.Namespace) -> Any:
+    from central.service import load_central_config
+
+    if not args.config:
+        raise ConfigError([f"give central's config file with --config or ${CONFIG_ENV}"])
+    return load_central_config(args.config)
+
+
+@contextmanager
+def connect(cfg: Any) -> Iterator[tuple[TechLink, protocol.Topics]]:
+    """A link to the site broker of central config ``cfg``, and the site's topics."""
+    link = TechLink(cfg.mqtt, cfg.mqtt.username or cfg.central.client_id).open()
+    try:
+        yield link, protocol.Topics(cfg.central.site)
+    finally:
+        link.close()
+
+
+# --------------------------------------------------------------------- commands
+
+
+def new_command_id() -> str:
+    return f"tech-{secrets.token_hex(8)}"
+
+
+def parse_pairs(pairs: Sequence[str]) -> dict[str, Any]:
+    """``key=value`` words as command arguments; a value is JSON if it parses, else text."""
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{pair!r} is not key=value")
+        try:
+            args[key] = json.loads(text, parse_constant=_not_a_constant)
+        except (ValueError, RecursionError):
+            args[key] = text
+    return args
+
+
+def _not_a_constant(name: str) -> Any:
+    raise ValueError(f"{name} is text here")  # NaN, Infinity: JSON has no such numbers
+
+
+def send_command(
+    link: TechLink,
+    topics: protocol.Topics,
+    device: str,
+    request: protocol.CommandRequest,
+    *,
+    expiry: float,
+    timeout: float,
+) -> protocol.CommandResponse | None:
+    """Publish ``request`` to ``device`` as an MQTT 5 request and wait up to ``timeout``
+    for the answer carrying our correlation data (None: no answer)."""
+    response_topic = topics.cmd_response(device)
+    link.subscribe([response_topic])  # before the request, so the answer cannot slip by
+    correlation = secrets.token_bytes(16)
+    props = Properties(PacketTypes.PUBLISH)
+    props.ResponseTopic = response_topic
+    props.CorrelationData = correlation
+    props.MessageExpiryInterval = max(1, math.ceil(expiry))
+    link.publish(topics.cmd_request(device), protocol.encode(request), props)
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = link.messages.get(timeout=left)
+        except queue.Empty:
+            break
+        if msg.topic != response_topic or msg.correlation != correlation:
+            continue  # another requester's answer
+        try:
+            return protocol.decode(protocol.CommandResponse, msg.payload)
+        except ProtocolError as err:
+            raise EntradaError(f"{device} answered with an unreadable response: {err}") from err
+    return None
+
+
+def response_lines(device: str, response: protocol.CommandResponse) -> list[str]:
+    """The text ``tech cmd`` prints for an answer."""
+    if response.ok:
+        verdict = "ok"
+    elif response.code.startswith("reject."):
+        verdict = "refused"
+    else:
+        verdict = "failed"
+    head = f"{device} {response.name or '?'}: {verdict} [{response.code}]"
+    reason = response.result.get("reason")
+    if not response.ok and isinstance(reason, str):
+        head += f": {reason}"
+    if response.duplicate:
+        head += " (a repeat of an answered command: this is its first result)"
+    lines = [head]
+    for key, value in response.result.items():
+        if key == "reason" and not response.ok:
+            continue
+        shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        lines.append(f"  {key}: {shown}")
+    return lines
+
+
+def _request(args: argparse.Namespace, name: str, arguments: dict[str, Any]) -> int:
+    try:
+        request = protocol.CommandRequest(
+            id=args.id or new_command_id(),
+            name=name,
+            args=arguments,
+            expires=time.time() + args.expiry,
+        )
+    except ValidationError as err:
+        problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())
+        sys.stderr.write(f"entrada: not a command request: {problems}\n")
+        return EXIT_CONFIG
+    cfg = _central(args)
+    with connect(cfg) as (link, topics):
+        response = send_command(
+            link, topics, args.device, request, expiry=args.expiry, timeout=args.timeout
+        )
+    if response is None:
+        sys.stderr.write(
+            f"entrada: no answer from {args.device} within {args.timeout:g} s "
+            "(offline? see `entrada tech devices`)\n"
+        )
+        return EXIT_NO_ANSWER
+    if args.json:
+        _write(response.model_dump_json())
+    elif name == "logs" and response.ok:
+        for line in response.result.get("lines", []):
+            _write(str(line))
+    else:
+        for line in response_lines(args.device, response):
+            _write(line)
+    return 0 if response.ok else EXIT_REFUSED
+
+
+def _cmd_cmd(args: argparse.Namespace) -> int:
+    try:
+        arguments = parse_pairs(args.args)
+    except ValueError as err:
+        sys.stderr.write(f"entrada: {err}\n")
+        return EXIT_CONFIG
+    return _request(args, args.name, arguments)
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    arguments: dict[str, Any] = {"lines": args.lines}
+    if args.level:
+        arguments["level"] = args.level
+    return _request(args, "logs", arguments)
+
+
+# ---------------------------------------------------------------------- devices
+
+
+def device_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The table ``tech devices`` prints for :func:`central.admin.list_devices` rows."""
+    lines = [
+        f"{'device':<16} {'role':<10} {'state':<8} {'software':<10} {'config':<10} "
+        f"{'catalog':>8} {'outbox':>7}  {'last seen':<10} faults"
+    ]
+    for r in rows:
+        config = r.get("config_state") or (
+            f"v{r['config_version']}" if r.get("config_version") is not None else "-"
+        )
+        catalog = "-" if r.get("catalog_version") is None else str(r["catalog_version"])
+        lines.append(
+            f"{r['device']:<16} {r['role']:<10} {r['state']:<8} {r.get('software') or '-':<10} "
+            f"{config:<10} {catalog:>8} {r['outbox_depth']:>7}  {r['last_seen_text']:<10} "
+            f"{','.join(r['faults']) or '-'}"
+        )
+    return lines
+
+
+def _cmd_devices(args: argparse.Namespace) -> int:
+    from central.admin import list_devices
+    from central.service import db_path
+
+    cfg = _central(args)
+    rows = list_devices(db_path(cfg), cfg.registry.offline_after)
+    if args.json:
+        _write(json.dumps({"devices": rows}, ensure_ascii=False))
+    else:
+        for line in device_lines(rows):
+            _write(line)
+    return 0
+
+
+# ------------------------------------------------------------------------ watch
+
+
+def _when(ts: float) -> str:
+    try:
+        return datetime.fromtimestamp(ts, UTC).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError):
+        return f"{ts:.0f}"
+
+
+def _brief(data: object, width: int = 160) -> str:
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def watch_lines(
+    topics: protocol.Topics,
+    msg: Incoming,
+    kinds: Sequence[str] = (),
+    as_json: bool = False,
+) -> list[str]:
+    """What ``tech watch`` prints for one message: a line per event (or status) whose
+    kind matches one of the ``kinds`` globs (all when empty). A payload the protocol
+    refuses is shown as kind ``invalid``."""
+    parsed = topics.parse_device_topic(msg.topic)
+    if parsed is None:
+        return []
+    device, leaf = parsed
+    records: list[dict[str, Any]] = []
+    try:
+        if leaf == "events":
+            batch = protocol.decode(protocol.EventBatch, msg.payload)
+            records = [
+                {"kind": e.kind, "ts": e.ts, "stream": e.stream, "seq": e.seq, "data": e.data}
+                for e in batch.events
+            ]
+        elif leaf == "status":
+            if not msg.payload:
+                return []  # a retained status being cleared
+            status = protocol.decode(protocol.Status, msg.payload)
+            records = [{"kind": "status", "ts": status.ts, "status": status.model_dump()}]
+        else:
+            return []
+    except ProtocolError as err:
+        records = [{"kind": "invalid", "ts": time.time(), "reason": str(err), "leaf": leaf}]
+    out = []
+    for r in records:
+        if kinds and not any(fnmatch.fnmatchcase(r["kind"], k) for k in kinds):
+            continue
+        if as_json:
+            out.append(
+                json.dumps({"device": device, "retained": msg.retain, **r}, ensure_ascii=False)
+            )
+        else:
+            out.append(f"{_when(r['ts'])}  {device:<16} {r['kind']:<20} {_detail(r, msg.retain)}")
+    return out
+
+
+def _detail(record: dict[str, Any], retained: bool) -> str:
+    if record["kind"] == "status":
+        s = record["status"]
+        text = (
+            f"{s['state']} role {s['role']} epoch {s['epoch']} outbox {s['outbox_depth']} "
+            f"faults {','.join(s['faults']) or '-'}"
+        )
+        return text + (" (retained)" if retained else "")
+    if record["kind"] == "invalid":
+        return f"{record['leaf']}: {record['reason']}"
+    return f"#{record['seq']} {_brief(record['data'])}"
+
+
+def watch(
+    link: TechLink,
+    topics: protocol.Topics,
+    *,
+    device: str | None = None,
+    kinds: Sequence[str] = (),
+    as_json: bool = False,
+    count: int | None = None,
+    write: Callable[[str], None] | None = None,
+    stop: threading.Event | None = None,
+) -> int:
+    """Print live events and statuses until ``count`` lines, ``stop``, or Ctrl-C."""
+    write = write or _write
+    dev = device or "+"
+    link.subscribe([topics.device(dev, "events"), topics.device(dev, "status")])
+    shown = 0
+    while stop is None or not stop.is_set():
+        try:
+            msg = link.messages.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        for line in watch_lines(topics, msg, kinds, as_json):
+            write(line)
+            shown += 1
+            if count is not None and shown >= count:
+                return 0
+    return 0
+
+
+def _cmd_watch(args: argparse.Namespace) -> int:
+    cfg = _central(args)
+    with connect(cfg) as (link, topics):
+        try:
+            return watch(
+                link,
+                topics,
+                device=args.device,
+                kinds=args.kind or (),
+                as_json=args.json,
+                count=args.count,
+            )
+        except KeyboardInterrupt:
+            return 0
+
+
+# ----------------------------------------------------------------------- parser
+
+
+def add_config_option(parser: argparse.ArgumentParser) -> None:
+    """``--config`` (central's config file), defaulting to ``$ENTRADA_CENTRAL_CONFIG``."""
+    parser.add_argument(
+        "--config",
+        default=os.environ.get(CONFIG_ENV),
+        help=f"central config file (default ${CONFIG_ENV})",
+    )
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 86400 seconds")
+    return value
+
+
+def _add_request_options(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument(
+        "--timeout", type=_positive, default=10.0, help="seconds to wait for the answer"
+    )
+    parser.add_argument(
+        "--expiry",
+        type=_positive,
+        default=30.0,
+        help="seconds after which the command must not run (broker and device both drop it)",
+    )
+    parser.add_argument(
+        "--id", help="command id (default: a fresh one); a retry reuses it and runs it once"
+    )
+    parser.add_argument("--json", action="store_true", help="print the response as JSON")
+
+
+def register(subparsers: Any) -> argparse._SubParsersAction[argparse.ArgumentParser]:
+    """Add ``tech`` to ``entrada``'s subcommands; returns the ``tech`` group's
+    subparsers (other modules add theirs to it)."""
+    tech = subparsers.add_parser("tech", help="technicians' tools: commands, devices, live view")
+    tsub = tech.add_subparsers(dest="tech_command", required=True)
+
+    cmd = tsub.add_parser("cmd", help="send a command to a device and print its answer")
+    cmd.add_argument("device")
+    cmd.add_argument(
+        "name", help="open-gate, identify, resync, print-test, diagnostics, restart, logs"
+    )
+    cmd.add_argument("args", nargs="*", metavar="key=value", help="arguments (JSON values)")
+    _add_request_options(cmd)
+    cmd.set_defaults(func=_cmd_cmd)
+
+    logs = tsub.add_parser("logs", help="a device's recent log lines")
+    logs.add_argument("device")
+    logs.add_argument("--lines", type=int, default=100, help="how many (at most 500)")
+    logs.add_argument(
+        "--level", choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"], help="at least"
+    )
+    _add_request_options(logs)
+    logs.set_defaults(func=_cmd_logs)
+
+    devices = tsub.add_parser("devices", help="every device as central sees it")
+    add_config_option(devices)
+    devices.add_argument("--json", action="store_true", help="one JSON document")
+    devices.set_defaults(func=_cmd_devices)
+
+    watch_p = tsub.add_parser("watch", help="live events and statuses of the site's devices")
+    add_config_option(watch_p)
+    watch_p.add_argument("--device", help="one device only")
+    watch_p.add_argument(
+        "--kind",
+        action="append",
+        help="event kinds to show, a glob (gate.*); status for statuses; repeatable",
+    )
+    watch_p.add_argument("--json", action="store_true", help="one JSON object per line")
+    watch_p.add_argument("--count", type=int, help="stop after this many lines")
+    watch_p.set_defaults(func=_cmd_watch)
+    return tsub
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run these commands alone (for tests): ``main(["tech", "devices", "--config", f])``."""
+    parser = argparse.ArgumentParser(prog="entrada")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as err:
+        sys.stderr.write(f"{err}\n")
+        return EXIT_CONFIG
+    except EntradaError as err:
+        sys.stderr.write(f"entrada: {err}\n")
+        return 1
