@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from central.store import Storage, make_cursor
 from entrada.protocol import (
@@ -41,6 +42,10 @@ from entrada.protocol import (
     decode,
     encode,
 )
+
+if TYPE_CHECKING:
+    from central.settings import CatalogSection
+    from entrada.mqtt import MqttLink
 
 logger = logging.getLogger(__name__)
 
@@ -203,3 +208,37 @@ class Compactor:
                 store.catalog_floor(),
             )
         return removed
+
+
+def serve_request(
+    store: Storage,
+    topics: Topics,
+    device: str,
+    payload: bytes,
+    cfg: CatalogSection,
+    link: MqttLink,
+) -> str | None:
+    """Answer one device's catalog request on its page topic: "page", "snapshot", or None
+    when the reply could not be published (the device asks again)."""
+    topic, body, reply = answer_request(
+        store, topics, device, payload, cfg.page_size, snapshot_after=cfg.snapshot_after
+    )
+    if not link.publish(topic, body, qos=1, retain=False):
+        return None
+    if isinstance(reply, CatalogSnapshot):
+        logger.debug(
+            "catalog snapshot as of %d after %r (%d rows) to %s",
+            reply.as_of,
+            reply.after,
+            len(reply.rows),
+            device,
+        )
+        return "snapshot"
+    logger.debug(
+        "catalog page (%d, %d] of %d to %s",
+        reply.from_version,
+        reply.to_version,
+        reply.head,
+        device,
+    )
+    return "page"

@@ -33,8 +33,9 @@ from pathlib import Path
 
 from sdnotify import SystemdNotifier
 
-from central.catalog import Compactor, HeadPublisher, answer_request
+from central.catalog import Compactor, HeadPublisher, serve_request
 from central.ingest import DecodedBatch, decode_events
+from central.queue_desk import QueueDesk, link_publisher
 from central.replay import Replayer
 from central.settings import CentralConfig
 from central.sqlite_store import SqliteStorage
@@ -47,7 +48,6 @@ from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
 from entrada.protocol import (
     Ack,
     CatalogHead,
-    CatalogSnapshot,
     CentralStatus,
     Status,
     Topics,
@@ -106,6 +106,7 @@ class _Work:
     events: list[DecodedBatch] = field(default_factory=list)
     statuses: list[tuple[Status, bool]] = field(default_factory=list)
     catalog_requests: list[tuple[str, bytes]] = field(default_factory=list)
+    queue: list[Incoming] = field(default_factory=list)
     n_events: int = 0
 
 
@@ -159,6 +160,8 @@ class CentralService:
         self._next_replay = 0.0
         self._link: MqttLink | None = None
         self._states: dict[str, str] = {}
+        #: The electronic queue (when [queue] names services); owner thread only.
+        self.desk: QueueDesk | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -260,6 +263,7 @@ class CentralService:
                     (self.topics.all_devices("catalog/req"), 1),
                     (self.topics.catalog_head, 1),
                     (self.topics.central_status, 1),
+                    *self._open_desk(),
                 ],
                 clean_start=False,
                 will=self._will,
@@ -287,6 +291,12 @@ class CentralService:
             systemd.close()
             self._opened.set()
 
+    def _open_desk(self) -> list[tuple[str, int]]:
+        if not self.cfg.queue.services:
+            return []
+        self.desk = QueueDesk(self.cfg.queue, self.cfg.central.data_dir, self.topics)
+        return self.desk.subscriptions()
+
     def _loop(self, store: Storage, link: MqttLink, systemd: _Systemd) -> None:
         while not self._stop.is_set():
             work = self._drain()
@@ -308,6 +318,8 @@ class CentralService:
                         self.stats.replayed += self._replayer.run_once(store, self._clock())
                 except StoreError as err:
                     self._refused.warning("replay", "replaying offline decisions failed: %s", err)
+            if self.desk is not None and link.connected:
+                self.desk.pump(link_publisher(link), self._clock(), mono)
             systemd.pet(mono)
 
     def _check_own_status(self, payload: bytes) -> None:
@@ -354,6 +366,9 @@ class CentralService:
                 logger.error("could not store the last received events: %s", err)
             finally:
                 store.close()
+                if self.desk is not None:
+                    self.desk.close()
+                    self.desk = None
                 self._connected.clear()
                 logger.info("central stopped")
 
@@ -396,6 +411,8 @@ class CentralService:
         elif isinstance(item, LinkUp):
             self._connected.set()
             self._heads.reset()  # the broker may have lost the retained head
+            if self.desk is not None:
+                self.desk.board_changed()  # and the retained board
             self._publish_status("online", item.epoch)
         elif isinstance(item, LinkDown):
             self._connected.clear()
@@ -406,6 +423,9 @@ class CentralService:
             return
         if msg.topic == self.topics.central_status:
             self._check_own_status(msg.payload)
+            return
+        if self.desk is not None and self.desk.handles(msg):
+            work.queue.append(msg)
             return
         parsed = self.topics.parse_device_topic(msg.topic)
         if parsed is None:
@@ -471,6 +491,9 @@ class CentralService:
             self._apply_status(status, retained, store, now)
         for device, payload in work.catalog_requests:
             self._serve_catalog(device, payload, store, link)
+        if self.desk is not None:
+            for msg in work.queue:
+                self.desk.on_message(msg, link_publisher(link), now)
 
     def _store_and_ack(
         self, decoded: list[DecodedBatch], store: Storage, link: MqttLink, now: float
@@ -488,6 +511,13 @@ class CentralService:
                     q.code,
                     q.reason,
                 )
+        if self.desk is not None:
+            # Queue events are applied (and saved) before the batch is acknowledged.
+            decoded = [
+                d
+                for d in decoded
+                if d.rejected is not None or self.desk.on_events(d.device, d.events, now)
+            ]
         try:
             results = store.store_batches(
                 [DeviceBatch(d.device, d.events, d.quarantined) for d in decoded], now
@@ -533,6 +563,8 @@ class CentralService:
             )
             return
         self.stats.statuses_applied += 1
+        if self.desk is not None and status.role == "display":
+            self.desk.displays.add(status.device)
         if self._states.get(status.device) != status.state:
             self._states[status.device] = status.state
             logger.info(
@@ -545,40 +577,17 @@ class CentralService:
 
     def _serve_catalog(self, device: str, payload: bytes, store: Storage, link: MqttLink) -> None:
         try:
-            topic, body, reply = answer_request(
-                store,
-                self.topics,
-                device,
-                payload,
-                self.cfg.catalog.page_size,
-                snapshot_after=self.cfg.catalog.snapshot_after,
-            )
+            served = serve_request(store, self.topics, device, payload, self.cfg.catalog, link)
         except ProtocolError as err:
             self._refuse("catalog/req", device, rejection_code(err), str(err))
             return
         except StoreError as err:
             self._refused.warning(("store",), "reading the catalog failed: %s", err)
             return
-        if not link.publish(topic, body, qos=1, retain=False):
-            return
-        if isinstance(reply, CatalogSnapshot):
+        if served == "snapshot":
             self.stats.snapshot_pages_served += 1
-            logger.debug(
-                "catalog snapshot as of %d after %r (%d rows) to %s",
-                reply.as_of,
-                reply.after,
-                len(reply.rows),
-                device,
-            )
-        else:
+        elif served == "page":
             self.stats.pages_served += 1
-            logger.debug(
-                "catalog page (%d, %d] of %d to %s",
-                reply.from_version,
-                reply.to_version,
-                reply.head,
-                device,
-            )
 
 
 # ------------------------------------------------------------------ entry point

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 from central.api_settings import ApiSection
+from central.queue.settings import QueueSection
 from entrada.config import Section, option, section
 from entrada.protocol import MAX_PAGE_CHANGES
 from entrada.settings_common import SITE_ID, LogSection, MqttSection
@@ -96,4 +97,5 @@ class CentralConfig(Section):
     catalog: CatalogSection = section(CatalogSection)
     replay: ReplaySection = section(ReplaySection)
     api: ApiSection = section(ApiSection)
+    queue: QueueSection = section(QueueSection)
     log: LogSection = section(LogSection)

@@ -104,11 +104,11 @@ class TicketReply(Message):
     code: str = Field(max_length=64)
     service: QueueId
     ticket_id: TicketId | None = None
-    number: str | None = Field(None, max_length=16)
+    number: str | None = Field(default=None, max_length=16)
     business_day: IsoDate | None = None
     #: People waiting ahead of this ticket, and the estimated wait in seconds.
-    ahead: int = Field(0, ge=0)
-    est_wait_s: int | None = Field(None, ge=0)
+    ahead: int = Field(default=0, ge=0)
+    est_wait_s: int | None = Field(default=None, ge=0)
 
 
 class LeaseReply(Message):
@@ -118,8 +118,8 @@ class LeaseReply(Message):
     code: str = Field(max_length=64)
     service: QueueId
     business_day: IsoDate
-    first: int | None = Field(None, ge=0)
-    last: int | None = Field(None, ge=0)
+    first: int | None = Field(default=None, ge=0)
+    last: int | None = Field(default=None, ge=0)
 
 
 # ---------------------------------------------------------------------- board
@@ -134,7 +134,7 @@ class BoardCall(BaseModel):
     counter: QueueId
     counter_name: str = Field(max_length=64)
     called_at: float
-    recall: int = Field(0, ge=0)
+    recall: int = Field(default=0, ge=0)
 
 
 class BoardService(BaseModel):
@@ -145,9 +145,9 @@ class BoardService(BaseModel):
     prefix: str = Field(max_length=4)
     #: Digits of a number (the width of the service's range): offline tickets are
     #: printed in the same form as central's.
-    digits: int = Field(3, ge=1, le=6)
+    digits: int = Field(default=3, ge=1, le=6)
     waiting: int = Field(ge=0)
-    est_wait_s: int | None = Field(None, ge=0)
+    est_wait_s: int | None = Field(default=None, ge=0)
 
 
 class QueueBoard(Message):
@@ -166,7 +166,7 @@ class QueueBoard(Message):
     calls: list[BoardCall] = Field(default_factory=list, max_length=MAX_BOARD_LINES)
     recent: list[BoardCall] = Field(default_factory=list, max_length=MAX_BOARD_LINES)
     services: list[BoardService] = Field(default_factory=list, max_length=MAX_BOARD_LINES)
-    ticker: str = Field("", max_length=1000)
+    ticker: str = Field(default="", max_length=1000)
 
 
 # ----------------------------------------------------------------- operations

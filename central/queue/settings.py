@@ -163,6 +163,15 @@ class QueueSection(Section):
         ge=60,
         le=86_400,
     )
+    site_name: str = option("", "Shown on the boards and printed on tickets.")
+    ticker: str = option("", "A line scrolling along the bottom of every board.")
+    confirm_grace: float = option(
+        30.0,
+        "A call not confirmed by every display board within this time is reported unconfirmed.",
+        unit="s",
+        ge=1,
+        le=3600,
+    )
     services: list[ServiceDef] = option([], "The services.")
     counters: list[CounterDef] = option([], "The counters.")
 
