@@ -23,18 +23,18 @@ fails to decode is logged (throttled) and, for events, quarantined; it never sto
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
-
-from sdnotify import SystemdNotifier
+from typing import TypeVar
 
 from central.catalog import Compactor, HeadPublisher, serve_request
 from central.ingest import DecodedBatch, decode_events
+from central.owner import OwnerCall, Systemd, Work, epochs
 from central.queue_desk import QueueDesk, link_publisher
 from central.replay import Replayer
 from central.settings import CentralConfig
@@ -57,6 +57,7 @@ from entrada.protocol import (
 )
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: Most messages waiting for the owner thread (about 40 MB of 200-event batches).
 INBOX_MAX = 2000
@@ -97,44 +98,6 @@ class Stats:
     store_failures: int = 0
     #: Offline decisions replayed against central's data (conflicts: ``entrada conflicts``).
     replayed: int = 0
-
-
-@dataclass
-class _Work:
-    """One drained batch of the inbox, decoded."""
-
-    events: list[DecodedBatch] = field(default_factory=list)
-    statuses: list[tuple[Status, bool]] = field(default_factory=list)
-    catalog_requests: list[tuple[str, bytes]] = field(default_factory=list)
-    queue: list[Incoming] = field(default_factory=list)
-    n_events: int = 0
-
-
-class _Systemd:
-    """READY/WATCHDOG/STOPPING notifications; silent when not run by systemd."""
-
-    def __init__(self) -> None:
-        self._notifier = SystemdNotifier() if os.environ.get("NOTIFY_SOCKET") else None
-        self.watchdog: float | None = None
-        usec = os.environ.get("WATCHDOG_USEC", "")
-        pid = os.environ.get("WATCHDOG_PID", "")
-        if self._notifier and usec.isdigit() and int(usec) > 0 and pid in ("", str(os.getpid())):
-            self.watchdog = int(usec) / 2_000_000  # pet twice per period
-        self._next_pet = 0.0
-
-    def notify(self, state: str) -> None:
-        if self._notifier is not None:
-            self._notifier.notify(state)
-
-    def pet(self, mono: float) -> None:
-        if self.watchdog is not None and mono >= self._next_pet:
-            self.notify("WATCHDOG=1")
-            self._next_pet = mono + self.watchdog
-
-    def close(self) -> None:
-        sock = getattr(self._notifier, "socket", None)
-        if sock is not None:
-            sock.close()
 
 
 class CentralService:
@@ -242,7 +205,7 @@ class CentralService:
     # ------------------------------------------------------------ owner thread
 
     def _run(self) -> None:
-        systemd = _Systemd()
+        systemd = Systemd()
         try:
             store = open_storage(self.cfg.central.store, self.db_path, self.cfg.ingest.synchronous)
         except StoreError as err:
@@ -267,7 +230,7 @@ class CentralService:
                 ],
                 clean_start=False,
                 will=self._will,
-                epoch_source=_epochs(self._clock),
+                epoch_source=epochs(self._clock),
             )
             self._link = link
             self._states = {d.device: d.state for d in store.devices()}
@@ -297,7 +260,7 @@ class CentralService:
         self.desk = QueueDesk(self.cfg.queue, self.cfg.central.data_dir, self.topics)
         return self.desk.subscriptions()
 
-    def _loop(self, store: Storage, link: MqttLink, systemd: _Systemd) -> None:
+    def _loop(self, store: Storage, link: MqttLink, systemd: Systemd) -> None:
         while not self._stop.is_set():
             work = self._drain()
             if work is not None:
@@ -374,14 +337,14 @@ class CentralService:
 
     # --------------------------------------------------------------- draining
 
-    def _drain(self) -> _Work | None:
+    def _drain(self) -> Work | None:
         """First item blocking (briefly), then more until ``batch_max`` events: waiting for
         them at most ``batch_window``, and taking what is already queued without waiting."""
         try:
             first = self._inbox.get(timeout=POLL_INTERVAL)
         except queue.Empty:
             return None
-        work = _Work()
+        work = Work()
         self._take(first, work)
         deadline = time.monotonic() + self.cfg.ingest.batch_window
         while work.n_events < self.cfg.ingest.batch_max:
@@ -396,8 +359,8 @@ class CentralService:
             self._take(item, work)
         return work
 
-    def _drain_nowait(self) -> _Work | None:
-        work = _Work()
+    def _drain_nowait(self) -> Work | None:
+        work = Work()
         while True:
             try:
                 self._take(self._inbox.get_nowait(), work)
@@ -405,8 +368,18 @@ class CentralService:
                 break
         return work if work.events or work.statuses else None
 
-    def _take(self, item: object, work: _Work) -> None:
-        if isinstance(item, Incoming):
+    def on_owner(self, fn: Callable[[], T], timeout: float = 5.0) -> T:
+        """Run ``fn`` on the owner thread and return its result (the API's way to the
+        queue desk, whose state only that thread touches). Raises TimeoutError when the
+        service does not get to it in time, or what ``fn`` raised."""
+        done: Future[T] = Future()
+        self._enqueue(OwnerCall(fn, done))
+        return done.result(timeout)
+
+    def _take(self, item: object, work: Work) -> None:
+        if isinstance(item, OwnerCall):
+            item.run()
+        elif isinstance(item, Incoming):
             self._classify(item, work)
         elif isinstance(item, LinkUp):
             self._connected.set()
@@ -417,7 +390,7 @@ class CentralService:
         elif isinstance(item, LinkDown):
             self._connected.clear()
 
-    def _classify(self, msg: Incoming, work: _Work) -> None:
+    def _classify(self, msg: Incoming, work: Work) -> None:
         if msg.topic == self.topics.catalog_head:
             self._check_head(msg.payload)
             return
@@ -456,7 +429,7 @@ class CentralService:
             )
             self._heads.reset()
 
-    def _classify_status(self, device: str, msg: Incoming, work: _Work) -> None:
+    def _classify_status(self, device: str, msg: Incoming, work: Work) -> None:
         if not msg.payload:
             logger.debug("status of %s cleared", device)  # retained status deleted
             return
@@ -483,7 +456,7 @@ class CentralService:
 
     # ------------------------------------------------------------- processing
 
-    def _process(self, work: _Work, store: Storage, link: MqttLink) -> None:
+    def _process(self, work: Work, store: Storage, link: MqttLink) -> None:
         now = self._clock()
         if work.events:
             self._store_and_ack(work.events, store, link, now)
@@ -588,18 +561,3 @@ class CentralService:
             self.stats.snapshot_pages_served += 1
         elif served == "page":
             self.stats.pages_served += 1
-
-
-# ------------------------------------------------------------------ entry point
-
-
-def _epochs(clock: Callable[[], float]) -> Callable[[], int]:
-    """Connect epochs that keep growing across restarts (at least the Unix time)."""
-    last = 0
-
-    def next_epoch() -> int:
-        nonlocal last
-        last = max(last + 1, int(clock()))
-        return last
-
-    return next_epoch
