@@ -11,6 +11,7 @@ import logging
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 
 from central.service import EXIT_CONFIG, EXIT_FAILURE, CentralService, load_central_config
@@ -39,7 +40,12 @@ def run_central(config_path: str) -> int:
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
             previous[sig] = signal.signal(sig, on_signal)
-    service = CentralService(cfg)
+    clock = time.time
+    if cfg.central.clock == "sim":
+        from controller.clock import SimClock
+
+        clock = SimClock.on_time_line(cfg.simtime).time
+    service = CentralService(cfg, clock=clock)
     try:
         api = None
         try:

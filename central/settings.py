@@ -9,7 +9,7 @@ from central.api_settings import ApiSection
 from central.queue.settings import QueueSection
 from entrada.config import Section, option, section
 from entrada.protocol import MAX_PAGE_CHANGES
-from entrada.settings_common import SITE_ID, LogSection, MqttSection
+from entrada.settings_common import SITE_ID, LogSection, MqttSection, SimTimeSection
 
 
 class CentralSection(Section):
@@ -21,6 +21,11 @@ class CentralSection(Section):
         "sqlite", "Storage backend (PostgreSQL implements the same interface later)."
     )
     client_id: str = option("central", "MQTT client id and default username.")
+    clock: Literal["system", "sim"] = option(
+        "system",
+        "`sim`: wall time follows `[simtime]` (the demo's and the scenario tests' simulated "
+        "day); never on a real site.",
+    )
 
 
 class IngestSection(Section):
@@ -98,4 +103,5 @@ class CentralConfig(Section):
     replay: ReplaySection = section(ReplaySection)
     api: ApiSection = section(ApiSection)
     queue: QueueSection = section(QueueSection)
+    simtime: SimTimeSection = section(SimTimeSection)
     log: LogSection = section(LogSection)

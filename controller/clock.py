@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Clock(Protocol):
@@ -29,11 +29,18 @@ class SimClock:
     Chosen in config (``[device] clock = "sim"``), never a fallback. Monotonic time is the
     system's, so timeouts and retries keep their real pace."""
 
-    def __init__(self) -> None:
-        self._base_wall = time.time()
-        self._base_real = self._base_wall
-        self._speed = 1.0
+    def __init__(
+        self, anchor: float | None = None, origin: float | None = None, speed: float = 1.0
+    ) -> None:
+        self._base_real = time.time() if anchor is None else anchor
+        self._base_wall = self._base_real if origin is None else origin
+        self._speed = speed
         self._lock = threading.Lock()
+
+    @classmethod
+    def on_time_line(cls, line: Any) -> SimClock:
+        """The clock of a ``[simtime]`` section (anchor, origin, speed)."""
+        return cls(line.anchor, line.origin, line.speed)
 
     def time(self) -> float:
         with self._lock:

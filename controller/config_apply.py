@@ -53,12 +53,14 @@ __all__ = [
 ]
 
 #: Keys a document from central may never hold: who the device is, where its files are,
-#: and how it reaches the broker (a bad one would cut the device off for good).
+#: how it reaches the broker (a bad one would cut the device off for good) and which key
+#: it trusts (a document must not name the key that checks it).
 LOCAL_ONLY: tuple[tuple[str, ...], ...] = (
     ("device", "id"),
     ("device", "site"),
     ("device", "data_dir"),
     ("device", "run_dir"),
+    ("device", "config_key"),
     ("mqtt",),
 )
 #: Largest document (canonical JSON); far above any real config, far below a payload.

@@ -52,7 +52,7 @@ def load_device_config(path: str | Path) -> DeviceConfig:
 
 def build_runtime(cfg: DeviceConfig) -> tuple[DeviceCore, SimChannel | None]:
     """Drivers, store, runtime and (with simulated drivers only) the simulator channel."""
-    clock = SimClock() if cfg.device.clock == "sim" else SystemClock()
+    clock = SimClock.on_time_line(cfg.simtime) if cfg.device.clock == "sim" else SystemClock()
     notify = _notifier()
     runtime: DeviceCore
     sims: dict[str, object]

@@ -11,7 +11,7 @@ from controller.settings_printer import PrinterSection
 from controller.settings_queue import DispenserSection, DisplaySection
 from entrada.config import Section, option, section
 from entrada.protocol import ID_PATTERN
-from entrada.settings_common import SITE_ID, LogSection, MqttSection
+from entrada.settings_common import SITE_ID, LogSection, MqttSection, SimTimeSection
 
 
 class DeviceSection(Section):
@@ -35,6 +35,14 @@ class DeviceSection(Section):
         "system",
         "`sim`: wall time can be moved with `entrada sim clock` (tests, the demo's simulated "
         "day); never on a real gate.",
+    )
+    config_key: Path | None = option(
+        None,
+        "The site's config-signing public key (`site_signing.pub`, PEM): desired configs from "
+        "central must be signed with its private half. Unset: every desired config is refused "
+        "(`config.rejected.no_key`).",
+        lax=True,
+        example="/etc/entrada/site_signing.pub",
     )
 
 
@@ -256,4 +264,5 @@ class DeviceConfig(Section):
     dispenser: DispenserSection = section(DispenserSection)
     display: DisplaySection = section(DisplaySection)
     drivers: DriversSection
+    simtime: SimTimeSection = section(SimTimeSection)
     log: LogSection = section(LogSection)

@@ -40,3 +40,16 @@ class LogSection(Section):
 
 
 SITE_ID = option(..., "Site id: the second level of every topic.", pattern=ID_PATTERN)
+
+
+class SimTimeSection(Section):
+    """A simulated time line that every process of a simulated site shares (the demo and
+    the scenario tests): with `clock = "sim"`, wall time is `origin` at the real Unix
+    time `anchor` and runs `speed` times faster. Each process computes it on its own, so
+    a restarted daemon is back on the same time line. Never on a real site."""
+
+    anchor: float | None = option(
+        None, "Real Unix time at which the simulated time is `origin`; unset: at start."
+    )
+    origin: float | None = option(None, "Simulated Unix time at `anchor`; unset: real time.")
+    speed: float = option(1.0, "Simulated seconds per real second.", ge=0.001, le=100000)
