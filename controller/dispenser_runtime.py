@@ -206,6 +206,12 @@ class DispenserRuntime(DeviceCore):
         self._leasing.clear()
         self._lease_upkeep()
 
+    def on_store_rebuilt(self) -> None:
+        # The rebuilt store has no leases (see controller/leases.py): ask for new blocks.
+        self.leases = LeaseBook(self.store.conn)
+        self._leasing.clear()
+        self._lease_upkeep()
+
     def on_housekeeping(self, now: float) -> None:
         self._check_printer()
         self._lease_upkeep()
@@ -253,8 +259,10 @@ class DispenserRuntime(DeviceCore):
     def _on_ticket_reply(self, reply: TicketReply) -> None:
         pending = self._pending
         if pending is None or reply.request_id != pending.request_id:
-            if reply.request_id in self._fell_back and reply.ok and reply.ticket_id:
-                # Already issued offline: give central's number back.
+            late = self._fell_back.pop(reply.request_id, None) if reply.ok else None
+            if late is not None and reply.ticket_id:
+                # Already issued offline: give central's number back (once: a redelivered
+                # reply finds the request gone).
                 self.counters.late_voided += 1
                 self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "late_reply"})
             return

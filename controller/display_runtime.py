@@ -108,6 +108,7 @@ class DisplayRuntime(DeviceCore):
         self._renderer: Any = None
         self._announcer: Any = None
         self._surface: Any = None
+        self._next_frame = 0.0
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(QueueTopics(self.topics).board, 1)]
@@ -139,32 +140,45 @@ class DisplayRuntime(DeviceCore):
                 self.sound, self.d.clips_dir, self.d.language, self._announced
             )
 
+    def start(self) -> None:
+        """Open the screen and the announcer, then the link (main thread)."""
+        self._open_screen()
+        super().start()
+
     def run(self) -> None:
         """Draw frames and serve the inbox until a Stop arrives (main thread)."""
-        import pygame
-
-        self._open_screen()
         self.start()
-        frame_every = 1.0 / self.d.fps
-        next_frame = self.clock.monotonic()
         try:
             while not self.stopping:
-                for event in pygame.event.get():
-                    if event.type == pygame.QUIT:
-                        self.request_stop("window closed")
-                wait = 0.0 if self._dirty else max(0.0, next_frame - self.clock.monotonic())
-                self.serve_once(timeout=wait)
-                mono = self.clock.monotonic()
-                if self._announcer is not None:
-                    self._announcer.pump(mono)
-                    self.set_fault(Fault.SOUND_DOWN, not self._announcer.healthy)
-                if self._dirty or mono >= next_frame:
-                    self._draw(mono)
-                    pygame.display.flip()
-                    next_frame = mono + frame_every
+                self.step()
         finally:
             self.shutdown()
-            pygame.display.quit()
+
+    def step(self) -> None:
+        """One pass of the main loop, after :meth:`start` (main thread): window events,
+        the inbox until the next frame is due, the announcer, and the frame when due.
+        Tests drive the board with it frame by frame."""
+        import pygame
+
+        for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                self.request_stop("window closed")
+        wait = 0.0 if self._dirty else max(0.0, self._next_frame - self.clock.monotonic())
+        self.serve_once(timeout=wait)
+        mono = self.clock.monotonic()
+        if self._announcer is not None:
+            self._announcer.pump(mono)
+            self.set_fault(Fault.SOUND_DOWN, not self._announcer.healthy)
+        if self._dirty or mono >= self._next_frame:
+            self._draw(mono)
+            pygame.display.flip()
+            self._next_frame = mono + 1.0 / self.d.fps
+
+    @property
+    def renderer(self) -> Any:
+        """The board renderer (its ``last_layout`` tells what the last frame drew); None
+        before :meth:`start`."""
+        return self._renderer
 
     def _draw(self, mono: float) -> None:
         view = self.view()
@@ -173,7 +187,7 @@ class DisplayRuntime(DeviceCore):
         self.counters.frames += 1
         self._dirty = False
         now = self.clock.time()
-        for key, showing in self._showing.items():
+        for key, showing in list(self._showing.items()):  # _confirm pops from it
             if showing.shown_at is None:
                 showing.shown_at = now
                 self.counters.shown += 1
@@ -264,9 +278,17 @@ class DisplayRuntime(DeviceCore):
             "DELETE FROM display_confirmed WHERE at < ?", (self.clock.time() - KEEP_CONFIRMED,)
         )
 
+    def on_store_rebuilt(self) -> None:
+        self.store.conn.executescript(CONFIRMED_SCHEMA)
+
     def close_drivers(self) -> None:
         if self.sound is not None:
             self.sound.close()
+        if self._surface is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._surface = None
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -173,6 +173,9 @@ class SimSection(Section):
     """Simulated drivers, driven with `entrada sim ...`."""
 
     buttons: list[str] = option(["open"], "Names of simulated buttons.")
+    clip_seconds: float = option(
+        0.5, "How long each clip 'plays' on the simulated sound output.", unit="s", ge=0, le=10
+    )
     auto_rotate: float | None = option(
         None,
         "The simulated turnstile turns by itself this long after each relay pulse (a visitor "

@@ -38,7 +38,7 @@ PRINTERS: dict[str, Callable[[DriversSection], TicketPrinter]] = {
 def _sim_sound(cfg: DriversSection) -> SoundOutput:
     from drivers.sound_sim import SimSound
 
-    return SimSound(require_files=False)
+    return SimSound(require_files=False, default_seconds=cfg.sim.clip_seconds)
 
 
 def _pygame_sound(cfg: DriversSection) -> SoundOutput:

@@ -15,6 +15,10 @@ from datetime import date, timedelta
 
 from entrada.protocol_queue import QueueBoard
 
+#: A business day's length, for the days after the last one a board told (a day that
+#: ends an hour off at a DST change moves the switch by that hour at most).
+DAY_SECONDS = 86400.0
+
 
 @dataclass(frozen=True)
 class DayView:
@@ -29,11 +33,13 @@ class DayView:
 
     def day_at(self, now: float) -> str:
         """The business day at ``now``: past the end of the board's day it is the next
-        one (a dispenser offline across the boundary issues the new day's numbers). Two
-        days on without a board, numbers of a day long gone are not issued either."""
+        one (a dispenser offline across the boundary issues the new day's numbers), and
+        each further :data:`DAY_SECONDS` without a board the day after: numbers of a day
+        long gone are not issued."""
         if now < self.day_ends_at:
             return self.business_day
-        return next_day(self.business_day)
+        days_on = 1 + int((now - self.day_ends_at) // DAY_SECONDS)
+        return (date.fromisoformat(self.business_day) + timedelta(days=days_on)).isoformat()
 
     def next_day(self) -> str:
         return next_day(self.business_day)
