@@ -171,25 +171,6 @@ class QueueBoard(Message):
 
 # ----------------------------------------------------------------- operations
 
-OP_NAMES = (
-    "sign_in",
-    "sign_out",
-    "call_next",
-    "call_ticket",
-    "recall",
-    "start",
-    "finish",
-    "transfer",
-    "park",
-    "resume",
-    "no_show",
-    "cancel",
-    "book",
-    "issue",
-    "status",
-    "stats",
-)
-
 
 class QueueOp(Message):
     """A counter operation. ``op_id`` makes it idempotent: the same op_id is answered with
@@ -197,24 +178,9 @@ class QueueOp(Message):
 
     type: Literal["queue_op"] = "queue_op"
     op_id: OpId
-    op: Literal[
-        "sign_in",
-        "sign_out",
-        "call_next",
-        "call_ticket",
-        "recall",
-        "start",
-        "finish",
-        "transfer",
-        "park",
-        "resume",
-        "no_show",
-        "cancel",
-        "book",
-        "issue",
-        "status",
-        "stats",
-    ]
+    #: An operation of central's queue engine (``call_next``, ``recall``, ...) or a query
+    #: (``status``, ``stats``, ``board``, ``unconfirmed``).
+    op: str = Field(pattern=r"^[a-z][a-z_]{0,31}$")
     args: dict[str, Any] = Field(default_factory=dict)
 
 

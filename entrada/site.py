@@ -91,6 +91,10 @@ class Site:
     def gate_config(self, gate_id: str) -> Path:
         return self.workdir / f"{gate_id}.toml"
 
+    def device_ids(self) -> list[str]:
+        """Every device daemon of the site (stopped before central)."""
+        return [g.id for g in self.gates]
+
     def write_configs(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
@@ -101,6 +105,7 @@ class Site:
             "replay": {"settle": 1.0, "every": 0.5},
             "log": {"level": self.log_level},
         }
+        central.update(self.central_extra())
         self.central_config.write_text(tomli_w.dumps(central))
         for g in self.gates:
             doc: dict[str, Any] = {
@@ -136,6 +141,10 @@ class Site:
             if g.auto_rotate is not None:
                 doc["drivers"]["sim"] = {"auto_rotate": g.auto_rotate}
             self.gate_config(g.id).write_text(tomli_w.dumps(doc))
+
+    def central_extra(self) -> dict[str, Any]:
+        """More sections of central's config (a subclass's)."""
+        return {}
 
     # ---------------------------------------------------------------- processes
 
@@ -219,7 +228,7 @@ class Site:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
-        order = [g.id for g in self.gates] + ["central"]
+        order = [*self.device_ids(), "central"]
         for name in order:
             proc = self.procs.get(name)
             if proc is not None and proc.poll() is None:
