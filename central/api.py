@@ -11,6 +11,9 @@ POST      ``/api/wristbands/{uid}/payments``     201 the payment
 POST      ``/api/wristbands/{uid}/timestops``    201 the time-stop
 ========  =====================================  ===============================================
 
+Given the running service, the queue's routes too (``/api/queue/...`` and the ticket
+status page ``/t/{ticket_id}``: :mod:`central.api_queue`).
+
 An unknown wristband is 404; a body or uid that is not valid is 422 with the reason; a
 retried write with the same ``ref`` is 200 with ``"duplicate": true`` and writes nothing.
 Writes go through :mod:`central.admin_catalog` (the same checks as the CLI, the posting
@@ -29,7 +32,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import uvicorn
 from fastapi import FastAPI, Query, Request
@@ -43,6 +46,9 @@ from central.replay import conflicts, describe
 from central.sqlite_store import SqliteStorage
 from entrada.errors import EntradaError, StoreError
 from entrada.protocol import EntityId, Uid
+
+if TYPE_CHECKING:
+    from central.service import CentralService
 
 logger = logging.getLogger(__name__)
 
@@ -94,9 +100,19 @@ def _uid(raw: str) -> str:
         ) from err
 
 
-def create_app(db_path: Path, *, clock: Callable[[], float] = time.time) -> FastAPI:
-    """The API over the central store at ``db_path``; ``clock`` gives Unix time."""
+def create_app(
+    db_path: Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    service: CentralService | None = None,
+) -> FastAPI:
+    """The API over the central store at ``db_path``; ``clock`` gives Unix time. With the
+    running ``service``, also the queue's routes (:mod:`central.api_queue`)."""
     app = FastAPI(title="Entrada central", version="1", docs_url="/api/docs", redoc_url=None)
+    if service is not None:
+        from central.api_queue import queue_router
+
+        app.include_router(queue_router(service, clock=clock))
 
     @contextmanager
     def reading() -> Iterator[SqliteStorage]:

@@ -53,7 +53,8 @@ def run_central(config_path: str) -> int:
             if cfg.api.enabled:
                 from central.api import ApiServer, create_app  # FastAPI only when asked for
 
-                api = ApiServer(create_app(service.db_path), cfg.api.host, cfg.api.port)
+                app = create_app(service.db_path, service=service)
+                api = ApiServer(app, cfg.api.host, cfg.api.port)
                 api.start()
         except EntradaError as err:
             logger.error("%s", err)

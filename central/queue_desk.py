@@ -75,6 +75,18 @@ Publish = Callable[..., bool]
 TICK_EVERY = 1.0  # engine tick (new day, appointment windows), s
 BOARD_EVERY = 60.0  # board refresh without changes (estimated waits move), s
 QUERIES = ("status", "stats", "board", "unconfirmed")
+#: Operations only devices cause (through their requests and events), never staff.
+DEVICE_OPS = frozenset(
+    {
+        IssueTicket.KIND,
+        TicketPrinted.KIND,
+        TicketVoided.KIND,
+        LeaseBlock.KIND,
+        RegisterTicket.KIND,
+        CheckIn.KIND,
+        ConfirmCall.KIND,
+    }
+)
 
 
 class QueueDesk:
@@ -191,23 +203,24 @@ class QueueDesk:
         if result is None:
             return  # not saved: the dispenser falls back on its leased numbers
         ticket = result.ticket
+        fields: dict[str, Any] = {}
+        if result.ok and ticket is not None:
+            # The new ticket is still "printing": the ones waiting now are all ahead of it.
+            load = self.engine.service_load(ticket.service, now)
+            fields = {
+                "ticket_id": ticket.id,
+                "number": ticket.label,
+                "business_day": ticket.day.isoformat(),
+                "ahead": load.waiting if load is not None else 0,
+                "est_wait_s": load.estimated_wait if load is not None else None,
+            }
         reply = TicketReply(
             request_id=req.request_id,
             ok=result.ok and ticket is not None,
             code=str(result.code),
             service=ticket.service if ticket is not None else req.service,
+            **fields,
         )
-        if result.ok and ticket is not None:
-            status = self.engine.ticket_status(ticket.id, now)
-            reply = reply.model_copy(
-                update={
-                    "ticket_id": ticket.id,
-                    "number": ticket.label,
-                    "business_day": ticket.day.isoformat(),
-                    "ahead": status.ahead if status is not None else 0,
-                    "est_wait_s": status.estimated_wait if status is not None else None,
-                }
-            )
         publish(self.topics.reply(device), encode(reply), qos=1)
 
     def _on_lease_request(
@@ -307,8 +320,9 @@ class QueueDesk:
 
         if request.op in QUERIES:
             return result(True, "queue.answered", self.query(request.op, request.args, now))
-        if request.op not in OPS:
-            return result(False, "queue.refused.unknown_op", {"known": sorted([*OPS, *QUERIES])})
+        if request.op not in OPS or request.op in DEVICE_OPS:
+            known = sorted({*OPS, *QUERIES} - DEVICE_OPS)
+            return result(False, "queue.refused.unknown_op", {"known": known})
         args = dict(request.args)
         if request.op == "book_appointment" and "code" not in args:
             args["code"] = new_checkin_code()

@@ -358,12 +358,20 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--workdir", help="keep the site's files here (default: a temp dir)")
     demo.set_defaults(func=_cmd_demo)
 
-    from entrada import cli_history, cli_provision, cli_rules, cli_tech, cli_techconfig
+    from entrada import (
+        cli_history,
+        cli_provision,
+        cli_queue,
+        cli_rules,
+        cli_tech,
+        cli_techconfig,
+    )
 
     cli_rules.register(sub)
     cli_history.register(sub)
     cli_techconfig.register(cli_tech.register(sub))
     cli_provision.register(sub)
+    cli_queue.register(sub)
     return p
 
 

@@ -73,6 +73,7 @@ class TechLink:
 
     def __init__(self, cfg: MqttSection, username: str, client_id: str | None = None) -> None:
         self.cfg = cfg
+        self.username = username
         self.client_id = client_id or f"tech-{secrets.token_hex(4)}"
         self.messages: queue.Queue[Incoming] = queue.Queue()
         self._connected = threading.Event()
@@ -195,9 +196,13 @@ def _central(args: argparse.Namespace) -> Any:
 
 
 @contextmanager
-def connect(cfg: Any) -> Iterator[tuple[TechLink, protocol.Topics]]:
-    """A link to the site broker of central config ``cfg``, and the site's topics."""
-    link = TechLink(cfg.mqtt, cfg.mqtt.username or cfg.central.client_id).open()
+def connect(
+    cfg: Any, *, client_id: str | None = None
+) -> Iterator[tuple[TechLink, protocol.Topics]]:
+    """A link to the site broker of central config ``cfg``, and the site's topics
+    (``client_id``: default a fresh ``tech-...``; other tools pass their own fresh one)."""
+    username = cfg.mqtt.username or cfg.central.client_id
+    link = TechLink(cfg.mqtt, username, client_id).open()
     try:
         yield link, protocol.Topics(cfg.central.site)
     finally:
