@@ -14,7 +14,8 @@ On a press the owner thread asks the printer first; one that cannot print takes 
 
 A late answer to a request that already went the offline way is voided, so central's
 number is not left waiting for a print that never comes. Presses are taken one at a time:
-a press while a ticket is being issued is refused (``ticket.refused.busy``).
+a press while a number is on its way waits for it (up to :data:`MAX_BACKLOG` presses;
+more are refused, ``ticket.refused.busy``).
 
 Blocks are leased while online, per service and business day, whenever fewer than
 ``dispenser.lease_low`` unused numbers are left, and for the next business day once it is
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -65,6 +67,8 @@ PRINTER_FAULTS = (
     Fault.PRINTER_COVER_OPEN,
     Fault.PRINTER_OFFLINE,
 )
+#: Presses waiting while a number is on its way; one more is refused (``busy``).
+MAX_BACKLOG = 8
 LEASE_RETRY = 5.0  # re-ask for a block not granted within this, s
 LATE_MEMORY = 600.0  # remember requests that went offline this long, s
 
@@ -139,6 +143,7 @@ class DispenserRuntime(DeviceCore):
         self.board: QueueBoard | None = None
         self.counters = DispenserCounters()
         self._pending: Pending | None = None
+        self._backlog: deque[Press] = deque()
         #: request id -> when it went the offline way (monotonic): a late number is voided.
         self._fell_back: dict[str, float] = {}
         #: (service, day) -> monotonic time a lease request may be repeated.
@@ -201,6 +206,8 @@ class DispenserRuntime(DeviceCore):
             self._pending = None
             self._fell_back[pending.request_id] = self.clock.monotonic()
             self._issue_offline(pending.service, pending.priority, pending.issued_at)
+        while self._pending is None and self._backlog:
+            self._issue(self._backlog.popleft())
 
     def on_online(self) -> None:
         self._leasing.clear()
@@ -228,9 +235,17 @@ class DispenserRuntime(DeviceCore):
             logger.warning("button %r issues no service (dispenser.buttons)", press.button)
             return
         self.counters.presses += 1
-        if self._pending is not None:
-            self._outcome(TicketOutcome.BUSY, {"service": service})
+        if self._pending is not None or self._backlog:
+            # Someone's number is on its way: this press is served right after it.
+            if len(self._backlog) >= MAX_BACKLOG:
+                self._outcome(TicketOutcome.BUSY, {"service": service})
+            else:
+                self._backlog.append(press)
             return
+        self._issue(press)
+
+    def _issue(self, press: Press) -> None:
+        service = self.d.buttons[press.button]
         if not self._check_printer().ready:
             self._outcome(TicketOutcome.PRINTER_NOT_READY, {"service": service})
             return

@@ -137,7 +137,11 @@ class DisplayRuntime(DeviceCore):
         )
         if self.sound is not None and self.d.announce:
             self._announcer = Announcer(
-                self.sound, self.d.clips_dir, self.d.language, self._announced
+                self.sound,
+                self.d.clips_dir,
+                self.d.language,
+                self._announced,
+                gap_s=self.d.announce_gap,
             )
 
     def start(self) -> None:

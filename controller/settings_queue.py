@@ -99,4 +99,5 @@ class DisplaySection(Section):
         lax=True,
     )
     announce: bool = option(True, "Chime and speak each call.")
+    announce_gap: float = option(0.6, "Silence between two announcements.", unit="s", ge=0, le=10)
     fps: int = option(20, "Frames drawn per second.", ge=1, le=60)

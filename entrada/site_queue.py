@@ -55,6 +55,8 @@ class QueueSetup:
     displays: list[str] = field(default_factory=list)
     dispensers: list[DispenserSpec] = field(default_factory=list)
     clip_seconds: float = 0.02
+    #: Silence between two announcements (a simulated day calls far faster than a real one).
+    announce_gap: float = 0.05
 
 
 class QueueSite(Site):
@@ -129,6 +131,7 @@ class QueueSite(Site):
                 "timezone": tz,
                 "clips_dir": str(self.workdir / "voice"),
                 "fps": 10,
+                "announce_gap": self.setup.announce_gap,
             }
             doc["drivers"] = {"sound": "sim", "sim": {"clip_seconds": self.setup.clip_seconds}}
             (self.workdir / f"{display}.toml").write_text(tomli_w.dumps(doc))

@@ -17,7 +17,7 @@ from queue_rig import (
 )
 
 from controller.daemon import build_runtime
-from controller.dispenser_runtime import DispenserRuntime
+from controller.dispenser_runtime import MAX_BACKLOG, DispenserRuntime
 from controller.roles.dispenser import next_day
 from controller.store import DeviceStore
 from drivers.printer_sim import SimPrinter
@@ -339,19 +339,22 @@ def test_a_restart_keeps_the_lease_cursors(central, make):
     assert len({e["ticket_id"] for e in events}) == 3
 
 
-def test_a_press_while_a_ticket_is_being_issued_is_refused(central, make):
-    rig = make(request_timeout=1.0)
+def test_presses_while_a_number_is_on_its_way_wait_their_turn(central, make):
+    rig = make(request_timeout=0.2)
     wait_leases(rig, BOTH_TODAY)
     central.ticket_mode = "silent"
 
-    rig.press()
-    rig.press()
+    for _ in range(1 + MAX_BACKLOG + 1):  # one on its way, a full backlog, one too many
+        rig.press()
 
     assert rig.next_outcome() == (TicketOutcome.BUSY, {"service": "A"})
-    code, detail = rig.next_outcome()  # the first press, once central's time is up
-    assert (code, detail["number"]) == (TicketOutcome.ISSUED_OFFLINE, "A500")
-    assert len(central.ticket_requests()) == 1
-    assert rig.rt.counters.presses == 2
+    numbers = []
+    for _ in range(1 + MAX_BACKLOG):  # each waits for central's time to run out, in order
+        code, detail = rig.next_outcome()
+        assert code == TicketOutcome.ISSUED_OFFLINE
+        numbers.append(detail["number"])
+    assert numbers == [f"A{500 + i}" for i in range(1 + MAX_BACKLOG)]
+    assert rig.rt.counters.presses == 2 + MAX_BACKLOG
 
 
 # ----------------------------------------------------------------- plumbing
