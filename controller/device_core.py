@@ -1,12 +1,19 @@
 """What every device daemon does whatever its role: one owner thread, an inbox, the MQTT
-link, the outbox, the retained status and faults.
+link, the outbox, the retained status and faults, technicians' commands and desired configs.
 
 :class:`DeviceCore` owns these; a role's runtime (the gate's :class:`~controller.runtime.
 DeviceRuntime`, the dispenser's and the display's) subclasses it and fills in the hooks:
 which topics it needs, what it does with its own inbox items and messages, what it adds to
-housekeeping and to the shutdown. Drivers, the MQTT link's network thread and the simulator
-channel only put items on the inbox; everything else happens on the owner thread, in
-:meth:`DeviceCore.serve_once`. Nothing here sleeps except on the inbox.
+housekeeping and to the shutdown, which commands it runs (:meth:`command_handlers`) and
+how it knows it works (:meth:`self_check`). Drivers, the MQTT link's network thread and the
+simulator channel only put items on the inbox; everything else happens on the owner thread,
+in :meth:`DeviceCore.serve_once`. Nothing here sleeps except on the inbox.
+
+A runtime runs one config for its whole life. The supervisor
+(:mod:`controller.supervisor`) builds it, hands it a
+:class:`~controller.supervisor.ConfigSession` (:meth:`DeviceCore.supervise`), and reads
+:attr:`DeviceCore.exit_reason` when it ends: a new config to run (``reconfigure``), a
+failed self-check (``roll_back``), the ``restart`` command, or a plain ``stop``.
 """
 
 from __future__ import annotations
@@ -16,9 +23,20 @@ import logging
 import queue
 import sqlite3
 from collections.abc import Callable, Iterator
-from typing import Any
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
 from controller.clock import Clock, SystemClock
+from controller.commands import (
+    CommandCode,
+    CommandDesk,
+    CommandHandler,
+    CommandOutcome,
+    DiagnosticsArgs,
+    RestartArgs,
+    logs_handler,
+)
 from controller.contact import CentralContact
 from controller.inputs import Stop
 from controller.outbox import OutboxSender
@@ -31,12 +49,41 @@ from entrada.logutil import ThrottledLog
 from entrada.mqtt import Incoming, LinkDown, LinkUp, MqttLink, Will
 from entrada.settings_common import MqttSection
 
+if TYPE_CHECKING:
+    from controller.supervisor import ConfigSession, ConfigStep
+
 logger = logging.getLogger(__name__)
 
 INBOX_MAX = 10_000
 TICK = 0.05  # owner loop wake-up when idle, s
 STATUS_EVERY = 30.0  # retained status refresh, s
 BATCH_MAX = 200  # most inbox items taken in one pass
+#: What an indicator is asked to show for the ``identify`` command (blink and beep, with
+#: ``{"seconds": s}`` as its detail).
+IDENTIFY_SIGNAL = "identify"
+
+#: ``tail(lines, level)``: the newest log lines (``entrada.logring.LogRing.tail``).
+LogTail = Callable[[int, str | None], list[str]]
+
+
+class ExitReason(StrEnum):
+    """Why a runtime's loop ended: what its supervisor does next."""
+
+    #: SIGTERM, SIGINT, a closed window: the daemon stops.
+    STOP = "stop"
+    #: The ``restart`` command: the same config again, in a new runtime.
+    RESTART = "restart"
+    #: A newer config is staged: a new runtime tries it.
+    RECONFIGURE = "reconfigure"
+    #: The staged config failed its self-check: back to the last good one.
+    ROLL_BACK = "roll_back"
+
+
+@dataclass(frozen=True)
+class Exit(Stop):
+    """A stop that says what should follow (any thread may ask, through the inbox)."""
+
+    exit_reason: ExitReason = ExitReason.STOP
 
 
 class DeviceCore:
@@ -66,8 +113,16 @@ class DeviceCore:
         self.rejected_messages = 0
         #: Events recorded, by kind.
         self.events: dict[str, int] = {}
+        #: Why :meth:`run` ended (read by the supervisor).
+        self.exit_reason = ExitReason.STOP
+        #: Set by :meth:`supervise`: desired configs and the self-check trial.
+        self.config_session: ConfigSession | None = None
+        #: The technicians' command desk (made at :meth:`start`, when every handler exists).
+        self.commands: CommandDesk | None = None
+        self._log_tail: LogTail | None = None
         self._rate = ThrottledLog(logger)
         self._stopping = False
+        self._shut_down = False
         self._online = False
         self._epoch = 0
         self._next_status = 0.0
@@ -80,6 +135,8 @@ class DeviceCore:
             (t.ack(device_id), 1),
             (t.status(device_id), 1),
             (t.central_status, 1),
+            (t.config_desired(device_id), 1),
+            (t.cmd_request(device_id), 1),
             *self.subscriptions(),
         ]
         self.link = MqttLink(
@@ -124,7 +181,24 @@ class DeviceCore:
         """Close the role's drivers (after the link is down)."""
 
     def versions(self) -> protocol.Versions:
+        """Software and catalog versions (the config version is filled in from the
+        session: :meth:`current_versions`)."""
         return protocol.Versions(software=__version__, config=0, catalog=0)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The role's counters, for the ``diagnostics`` command (JSON values)."""
+        return {}
+
+    def command_handlers(self) -> dict[str, CommandHandler]:
+        """The role's commands (``open-gate``, ``print-test``...) besides the core's
+        ``diagnostics``, ``restart`` and ``logs``; called once, at :meth:`start`."""
+        return {}
+
+    def self_check(self) -> str | None:
+        """What keeps this device from working with its config (a reader that does not
+        answer, a printer offline), or None when it works. Asked once a second while a new
+        config is on trial: an answer other than None rolls it back. Must not block."""
+        return None
 
     def urgent(self, item: object) -> bool:
         """Items handled before the others taken in the same pass (a visitor's input)."""
@@ -139,13 +213,25 @@ class DeviceCore:
         """The only entry point for other threads."""
         self.inbox.put(item)
 
-    def request_stop(self, reason: str = "stop requested") -> None:
-        self._enqueue(Stop(reason))
+    def request_stop(
+        self, reason: str = "stop requested", exit_reason: ExitReason = ExitReason.STOP
+    ) -> None:
+        self._enqueue(Exit(reason, exit_reason))
+
+    # ------------------------------------------------------------------ supervisor
+
+    def supervise(self, session: ConfigSession | None, logs: LogTail | None = None) -> None:
+        """Before :meth:`run`: the config session (desired configs, the self-check trial
+        of a new config) and the log ring's tail (the ``logs`` command). Without a
+        session, desired configs are ignored."""
+        self.config_session = session
+        self._log_tail = logs
 
     # --------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
         """Start the link and tell systemd we are ready (drivers are the role's)."""
+        self.commands = self._new_desk()
         self.link.start()
         self._notify("READY=1")
         logger.info(
@@ -157,8 +243,8 @@ class DeviceCore:
 
     def run(self) -> None:
         """Start, serve until a Stop arrives, shut down. Call on the owner thread."""
-        self.start()
         try:
+            self.start()
             while not self._stopping:
                 self.serve_once()
         finally:
@@ -207,6 +293,10 @@ class DeviceCore:
             logger.error("driver failed while handling %s: %s", what, err)
 
     def shutdown(self) -> None:
+        """Fail-safe steps, each in its own try; a second call does nothing."""
+        if self._shut_down:
+            return
+        self._shut_down = True
         steps: list[tuple[str, Callable[[], None]]] = [
             *self.shutdown_steps(),
             ("publish offline status", self._publish_offline),
@@ -232,8 +322,8 @@ class DeviceCore:
             self._online = False
             self.contact.link(False, self.clock.time())
         elif isinstance(item, Stop):
-            logger.info("stopping: %s", item.reason)
-            self._stopping = True
+            reason = item.exit_reason if isinstance(item, Exit) else ExitReason.STOP
+            self._end(reason, item.reason)
         elif not self.handle_item(item):
             logger.error("unexpected inbox item %r", item)
 
@@ -243,7 +333,17 @@ class DeviceCore:
         self._epoch = up.epoch
         self.outbox.reset()
         self.publish_status()
+        self._send_config_report()
         self.on_online()
+
+    def _end(self, reason: ExitReason, why: str) -> None:
+        """End the loop after the item being handled (owner thread)."""
+        if reason == ExitReason.STOP:
+            logger.info("stopping: %s", why)
+        else:
+            logger.info("stopping to %s: %s", reason.value.replace("_", " "), why)
+        self.exit_reason = reason
+        self._stopping = True
 
     def _on_message(self, msg: Incoming) -> None:
         t = self.topics
@@ -258,6 +358,10 @@ class DeviceCore:
             elif msg.topic == t.central_status:
                 status = protocol.decode(protocol.CentralStatus, msg.payload)
                 self.contact.status(status, self.clock.time())
+            elif msg.topic == t.config_desired(dev):
+                self._on_desired(msg)
+            elif msg.topic == t.cmd_request(dev):
+                self._on_command(msg)
             elif not self.handle_message(msg):
                 self._rate.warning("topic", "ignoring message on unexpected topic %s", msg.topic)
         except ProtocolError as err:
@@ -318,6 +422,14 @@ class DeviceCore:
 
     # ----------------------------------------------------------------- status
 
+    def current_versions(self) -> protocol.Versions:
+        """The role's versions with the config version that runs (0: the file alone)."""
+        versions = self.versions()
+        session = self.config_session
+        if session is None:
+            return versions
+        return versions.model_copy(update={"config": session.version})
+
     def _status(self, state: str, epoch: int) -> protocol.Status:
         return protocol.Status(
             device=self.device_id,
@@ -325,7 +437,7 @@ class DeviceCore:
             state=state,  # type: ignore[arg-type]
             epoch=max(epoch, 1),
             ts=self.clock.time(),
-            versions=self.versions(),
+            versions=self.current_versions(),
             outbox_depth=self.store.outbox_depth(),
             faults=sorted(self.faults),
         )
@@ -376,6 +488,9 @@ class DeviceCore:
         self._next_housekeeping = now + 1.0
         self._notify("WATCHDOG=1")
         self.on_housekeeping(now)
+        session = self.config_session
+        if session is not None and session.on_trial and not self._stopping:
+            self._follow(session.trial_step(self._checked(), now, self.clock.time()))
         if now >= self._next_status:
             self.publish_status()
 
@@ -387,5 +502,96 @@ class DeviceCore:
             logger.warning("closing the failed store: %s", err)
         self.store = DeviceStore(self.store.path, self.store.synchronous, force_rebuild=reason)
         self.outbox = self._new_outbox()
+        if self.commands is not None:
+            self.commands = self._new_desk()
+        if self.config_session is not None:
+            self.config_session.rebind(self.store.conn)
         self.set_fault(Fault.STORE_REBUILT, True)
         self.on_store_rebuilt()
+
+    # ---------------------------------------------------------------- configs
+
+    def _on_desired(self, msg: Incoming) -> None:
+        """Central's desired config (retained: it comes again on every connect, so what
+        the device reports about it is said again too)."""
+        if not msg.payload:
+            return  # the retained message was cleared
+        desired = protocol.decode(protocol.ConfigDesired, msg.payload)
+        session = self.config_session
+        if session is None:
+            self._rate.warning("no-config-session", "desired config ignored: not supervised")
+            return
+        self._follow(session.on_desired(desired, self.clock.time()))
+
+    def _follow(self, step: ConfigStep) -> None:
+        """Carry out what the config session decided."""
+        if step.report is not None:
+            self.publish(self.topics.config_reported(self.device_id), protocol.encode(step.report))
+        self._send_config_report()
+        if step.versions_changed:
+            self.publish_status()
+        if step.exit is not None:
+            self._end(step.exit, step.why)
+
+    def _send_config_report(self) -> None:
+        """The outcome of the last apply, kept until it has gone out."""
+        session = self.config_session
+        pending = session.pending_report() if session is not None else None
+        if session is None or pending is None or not self._online:
+            return
+        if self.publish(self.topics.config_reported(self.device_id), protocol.encode(pending)):
+            session.report_sent(pending)
+
+    def _checked(self) -> str | None:
+        """:meth:`self_check`, with a failing check counted as a problem."""
+        try:
+            return self.self_check()
+        except Exception as err:
+            logger.exception("self-check failed")
+            return f"the self-check failed: {err}"
+
+    # --------------------------------------------------------------- commands
+
+    def _new_desk(self) -> CommandDesk:
+        handlers: dict[str, CommandHandler] = {
+            "diagnostics": self._cmd_diagnostics,
+            "restart": self._cmd_restart,
+        }
+        if self._log_tail is not None:
+            handlers["logs"] = logs_handler(self._log_tail)
+        handlers.update(self.command_handlers())
+        return CommandDesk(self.store.conn, self.device_id, handlers, topics=self.topics)
+
+    def _on_command(self, msg: Incoming) -> None:
+        if self.commands is None:
+            self._rate.warning("no-desk", "command ignored: the device is not started")
+            return
+        reply = self.commands.on_request(
+            msg.payload, msg.response_topic, msg.correlation, self.clock.time(), retained=msg.retain
+        )
+        if reply is not None and self._online:
+            self.link.publish(reply.topic, reply.payload, qos=1, properties=reply.properties())
+
+    def _cmd_diagnostics(self, args: DiagnosticsArgs, now: float) -> CommandOutcome:
+        session = self.config_session
+        return CommandOutcome(
+            True,
+            CommandCode.DONE,
+            {
+                "device": self.device_id,
+                "role": self.role_name,
+                "time": now,
+                "online": self._online,
+                "versions": self.current_versions().model_dump(),
+                "config": session.describe() if session is not None else None,
+                "faults": sorted(self.faults),
+                "outbox_depth": self.store.outbox_depth(),
+                "rejected_messages": self.rejected_messages,
+                "snapshot": self.snapshot(),
+            },
+        )
+
+    def _cmd_restart(self, args: RestartArgs, now: float) -> CommandOutcome:
+        # Through the inbox: the answer goes out before the loop ends.
+        self.request_stop("restart command", ExitReason.RESTART)
+        return CommandOutcome(True, CommandCode.DONE, {"restarting": True})

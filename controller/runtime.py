@@ -17,7 +17,15 @@ from typing import Any
 
 from controller.catalog_sync import CatalogSync
 from controller.clock import Clock
-from controller.device_core import DeviceCore
+from controller.commands import (
+    CommandCode,
+    CommandHandler,
+    CommandOutcome,
+    IdentifyArgs,
+    OpenGateArgs,
+    ResyncArgs,
+)
+from controller.device_core import IDENTIFY_SIGNAL, DeviceCore
 from controller.inputs import Press, ReaderHealth, Rotation, Tap
 from controller.passages import KEEP_SECONDS
 from controller.presence import PresenceShare
@@ -377,6 +385,56 @@ class DeviceRuntime(DeviceCore):
         self._load_rules()
         self.catalog.store = self.store
         self.catalog.request(force=True)
+
+    # --------------------------------------------------------- commands, self-check
+
+    def command_handlers(self) -> dict[str, CommandHandler]:
+        return {
+            "open-gate": self._cmd_open_gate,
+            "identify": self._cmd_identify,
+            "resync": self._cmd_resync,
+        }
+
+    def _cmd_open_gate(self, args: OpenGateArgs, now: float) -> CommandOutcome:
+        """One relay pulse, recorded as ``gate.remote_open`` like any opening."""
+        seconds = args.seconds or self.cfg.gate.relay_pulse
+        data = {"seconds": seconds, "direction": self.cfg.gate.direction}
+        opening = (
+            Pulse(seconds),
+            Signal(Outcome.MANUAL_OPEN),
+            Emit("gate.remote_open", data),
+        )
+        self._carry_out(Reaction(Outcome.MANUAL_OPEN, opening))
+        if Fault.RELAY_FAILED in self.faults:
+            return CommandOutcome(False, CommandCode.FAILED, {"reason": "the relay failed", **data})
+        return CommandOutcome(True, CommandCode.DONE, data)
+
+    def _cmd_identify(self, args: IdentifyArgs, now: float) -> CommandOutcome:
+        if self.drivers.indicator is None:
+            return CommandOutcome(False, CommandCode.FAILED, {"reason": "no indicator fitted"})
+        self.drivers.indicator.signal(IDENTIFY_SIGNAL, {"seconds": args.seconds})
+        return CommandOutcome(True, CommandCode.DONE, {"seconds": args.seconds})
+
+    def _cmd_resync(self, args: ResyncArgs, now: float) -> CommandOutcome:
+        if args.full:
+            return CommandOutcome(
+                False,
+                CommandCode.FAILED,
+                {"reason": "a gate cannot ask for a full snapshot; central sends one when needed"},
+            )
+        self.catalog.reset()
+        self.catalog.request(force=True)
+        return CommandOutcome(
+            True, CommandCode.DONE, {"catalog_version": self.store.catalog_version}
+        )
+
+    def self_check(self) -> str | None:
+        """The reader must be started and answering."""
+        if not self._reader_started:
+            return f"the {self.cfg.drivers.rfid} reader did not start"
+        if Fault.READER_DOWN in self.faults:
+            return f"the {self.cfg.drivers.rfid} reader is down"
+        return None
 
     # ---------------------------------------------------------------- reports
 
