@@ -42,6 +42,8 @@ CREATE TABLE IF NOT EXISTS display_confirmed (
     at REAL NOT NULL
 );
 """
+#: While an announcement plays, the loop looks this often whether its clip has ended.
+SPEAKING_POLL = 0.01  # s
 KEEP_CONFIRMED = 3 * 86400.0  # forget confirmations older than this, s
 
 
@@ -168,6 +170,8 @@ class DisplayRuntime(DeviceCore):
             if event.type == pygame.QUIT:
                 self.request_stop("window closed")
         wait = 0.0 if self._dirty else max(0.0, self._next_frame - self.clock.monotonic())
+        if self._announcer is not None and not self._announcer.idle:
+            wait = min(wait, SPEAKING_POLL)  # the next clip starts as soon as one ends
         self.serve_once(timeout=wait)
         mono = self.clock.monotonic()
         if self._announcer is not None:

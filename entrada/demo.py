@@ -1,17 +1,19 @@
 """``entrada demo``: a whole simulated site, live.
 
 A private Mosquitto, the central service, an entry and an exit gate on simulated
-hardware deciding with the rules engine, and a scripted stream of visitors: most hold a
-one-hour ticket (adult or child, overtime per started quarter after 45 minutes) on a
-wristband with a deposit, some wristbands are blocked, lost or unknown, a few tap twice
-in a row (the gate must count that once). Some visitors run up a bar tab while inside.
-The gates' clocks run :data:`SPEED` times faster than real time, so stays of minutes
-happen in seconds and overtime is common. An exit refused for what is owed sends the
-visitor to pay (the kiosk is the demo itself, through central) and back to the exit.
-With ``--chaos`` the broker and central are SIGKILLed and restarted at random moments.
-At the end the outboxes drain and the summary compares what the gates emitted with what
-central stored: ``events_lost`` and ``events_duplicated`` must be 0; ``charges_total``
-is what the exits settled and ``exits_refused_owing`` how often one stayed shut.
+hardware deciding with the rules engine, a service office (a ticket dispenser, a display
+board and three counters calling: see entrada/demo_queue.py), and a scripted stream of
+visitors: most hold a one-hour ticket (adult or child, overtime per started quarter
+after 45 minutes) on a wristband with a deposit, some wristbands are blocked, lost or
+unknown, a few tap twice in a row (the gate must count that once). Some visitors run up
+a bar tab while inside. The gates' clocks run :data:`SPEED` times faster than real time,
+so stays of minutes happen in seconds and overtime is common. An exit refused for what
+is owed sends the visitor to pay (the kiosk is the demo itself, through central) and
+back to the exit. With ``--chaos`` the broker and central are SIGKILLed and restarted at
+random moments. At the end the outboxes drain and the summary compares what the gates
+emitted with what central stored: ``events_lost`` and ``events_duplicated`` must be 0;
+``charges_total`` is what the exits settled and ``exits_refused_owing`` how often one
+stayed shut.
 """
 
 from __future__ import annotations
@@ -33,8 +35,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from entrada.demo_queue import CUSTOMER_SHARE, Office, queue_setup
 from entrada.errors import EntradaError
-from entrada.site import GateSpec, Site
+from entrada.site import GateSpec
+from entrada.site_queue import QueueSite
 
 logger = logging.getLogger(__name__)
 
@@ -120,9 +124,10 @@ class Demo:
         self.tally = Tally()
         self._own_workdir = args.workdir is None
         workdir = Path(args.workdir or tempfile.mkdtemp(prefix="entrada-demo-"))
-        self.site = Site(
+        self.site = QueueSite(
             workdir,
-            [
+            queue_setup(time.time(), SPEED),
+            gates=[
                 GateSpec("gate-in", "in", admission="tariffs", clock="sim", zone_to="pool"),
                 GateSpec(
                     "gate-out",
@@ -138,6 +143,7 @@ class Demo:
             log_level="WARNING",
         )
         self.visitors = make_visitors(self.rng, max(200, int(args.duration * args.rate)))
+        self.office = Office(self.site, random.Random(self.rng.random()), self.site.sim_now)
         self._seen_refusals: set[tuple[str, int]] = set()
         self._sim_start = time.time()
         self._real_start = time.monotonic()
@@ -151,7 +157,11 @@ class Demo:
         site = self.site
         self.say(f"Entrada demo: site files in {site.workdir}")
         site.start()
-        self.say(f"  broker on 127.0.0.1:{site.broker.port}, central and 2 gates running")
+        self.say(
+            f"  broker on 127.0.0.1:{site.broker.port}, central, 2 gates, a ticket "
+            "dispenser and a display board running"
+        )
+        self.office.start()
         rows = [
             (v.uid, v.status, f"Visitor {i}")
             for i, v in enumerate(self.visitors)
@@ -175,9 +185,12 @@ class Demo:
         if chaos is not None:
             chaos.join(timeout=30)
         self._ensure_up()
+        self.say("  customers done; the counters serve whoever still waits ...")
+        self.office.stop(drain_for=60)
         self.say("  visitors done; waiting for the gates' outboxes to drain ...")
         drained = site.wait_drained(timeout=90)
         summary = self._summary(time.monotonic() - started, drained)
+        summary.update(self.office.summary())
         return summary
 
     def _seed_catalog(self) -> int:
@@ -225,6 +238,8 @@ class Demo:
                     inside.append(v)
                     if self.rng.random() < TAB_SHARE:
                         self._order_at_the_bar(v)
+            if self.rng.random() < CUSTOMER_SHARE:
+                self.office.customer()
             n += 1
             if now >= next_report:
                 inside.extend(self._pay_refused_exits())
@@ -364,8 +379,11 @@ class Demo:
             shutil.rmtree(self.site.workdir, ignore_errors=True)
 
 
+VERDICT_OK = "every event reached central exactly once, no number twice, every call confirmed"
+
+
 def render(summary: dict[str, Any]) -> str:
-    ok = summary["events_lost"] == 0 and summary["events_duplicated"] == 0
+    ok = healthy(summary)
     return "\n".join(
         [
             "",
@@ -385,8 +403,13 @@ def render(summary: dict[str, Any]) -> str:
             f"  events stored       {summary['events_stored']:>7}",
             f"  events lost         {summary['events_lost']:>7}",
             f"  events duplicated   {summary['events_duplicated']:>7}",
+            f"  tickets issued      {summary['tickets_issued']:>7}  "
+            f"({summary['tickets_offline']} from leased numbers while central was away)",
+            f"  tickets called      {summary['tickets_called']:>7}",
+            f"  duplicate numbers   {summary['duplicate_numbers']:>7}",
+            f"  calls unconfirmed   {summary['calls_unconfirmed']:>7}",
             f"  chaos events        {summary['chaos_events']:>7}",
-            f"  verdict: {'every event reached central exactly once' if ok else 'EVENTS MISSING'}",
+            f"  verdict: {VERDICT_OK if ok else 'SOMETHING WENT WRONG'}",
         ]
     )
 
@@ -424,5 +447,14 @@ def run_demo(args: argparse.Namespace) -> int:
     demo.say(render(summary))
     if args.json:
         print(json.dumps(summary, sort_keys=True), flush=True)
-    ok = summary["events_lost"] == 0 and summary["events_duplicated"] == 0
-    return 0 if ok else 1
+    return 0 if healthy(summary) else 1
+
+
+def healthy(summary: dict[str, Any]) -> bool:
+    """No event lost or doubled, no number issued twice, every call confirmed."""
+    return (
+        summary["events_lost"] == 0
+        and summary["events_duplicated"] == 0
+        and summary["duplicate_numbers"] == 0
+        and summary["calls_unconfirmed"] == 0
+    )

@@ -371,7 +371,7 @@ class Site:
     def wait_drained(self, timeout: float = 60) -> bool:
         try:
             self._wait(
-                lambda: all(self.gate_state(g.id)["outbox"] == 0 for g in self.gates),
+                lambda: all(self.gate_state(d)["outbox"] == 0 for d in self.device_ids()),
                 timeout,
                 "outboxes to drain",
             )
@@ -410,12 +410,12 @@ class Site:
             conn.close()
 
     def ledger(self) -> dict[str, int]:
-        """Emitted by the gates vs stored at central: lost and duplicated events."""
+        """Emitted by the devices vs stored at central: lost and duplicated events."""
         events = self.central_events()
         emitted: dict[tuple[str, str], int] = {}
-        for g in self.gates:
-            for stream, last in self.gate_state(g.id)["streams"].items():
-                emitted[(g.id, stream)] = int(last)
+        for device in self.device_ids():
+            for stream, last in self.gate_state(device)["streams"].items():
+                emitted[(device, stream)] = int(last)
         stored = {(e["device"], e["stream"], e["seq"]) for e in events}
         lost = sum(
             1

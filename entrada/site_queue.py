@@ -157,8 +157,10 @@ class QueueSite(Site):
     def start(self) -> None:
         try:
             super().start()
-            for device in [d.id for d in self.setup.dispensers] + self.setup.displays:
+            devices = [d.id for d in self.setup.dispensers] + self.setup.displays
+            for device in devices:
                 self.start_device(device)
+            self._wait(lambda: self.online(devices), 30, "dispensers and boards online")
         except BaseException:
             self.stop()
             raise
@@ -173,6 +175,12 @@ class QueueSite(Site):
         super().stop()
         for proxy in self.proxies.values():
             proxy.stop()
+
+    def online(self, devices: list[str]) -> bool:
+        """Central has each of ``devices`` online (a board that is not cannot confirm)."""
+        with _ro(self.central_db()) as conn:
+            rows = conn.execute("SELECT device FROM devices WHERE state = 'online'").fetchall()
+        return set(devices) <= {r[0] for r in rows}
 
     def cut(self, device_id: str) -> None:
         self.proxies[device_id].cut()

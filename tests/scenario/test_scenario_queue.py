@@ -29,7 +29,7 @@ pytestmark = pytest.mark.scenario
 
 SPEED = 300.0  # simulated seconds per real second
 CUSTOMERS = 500
-TERMINAL = {"finished", "cancelled", "no_show"}
+TERMINAL = {"done", "cancelled", "no_show"}  # served, cancelled or no-showed
 ORIGIN = datetime(2026, 11, 23, 8, 0, tzinfo=ZoneInfo("Europe/Warsaw")).timestamp()
 
 QUEUE = {
