@@ -35,7 +35,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from controller.clock import Clock
-from controller.device_core import DeviceCore
+from controller.commands import (
+    CommandCode,
+    CommandHandler,
+    CommandOutcome,
+    IdentifyArgs,
+    PrintTestArgs,
+)
+from controller.device_core import IDENTIFY_SIGNAL, DeviceCore
 from controller.inputs import Press
 from controller.leases import LeaseBook
 from controller.roles.dispenser import DayView, format_number, leases_wanted, wait_minutes
@@ -433,6 +440,46 @@ class DispenserRuntime(DeviceCore):
             )
 
     # ----------------------------------------------------------------- reports
+
+    # --------------------------------------------------------- commands, self-check
+
+    def command_handlers(self) -> dict[str, CommandHandler]:
+        handlers: dict[str, CommandHandler] = {"print-test": self._cmd_print_test}
+        if self.indicator is not None:
+            handlers["identify"] = self._cmd_identify
+        return handlers
+
+    def _cmd_print_test(self, args: PrintTestArgs, now: float) -> CommandOutcome:
+        """A test ticket down the customer's path: printer faults raised and cleared."""
+        ticket = TicketSpec(
+            site_name=self.d.site_name or (self.board.site_name if self.board else ""),
+            service_name="TEST",
+            number="TEST",
+            issued_at=datetime.fromtimestamp(now, self._zone),
+            ahead=0,
+            est_wait_minutes=None,
+            qr_url=None,
+            labels=self._labels,
+            footer=args.text,
+        )
+        if not self._print(ticket):
+            return CommandOutcome(
+                False,
+                CommandCode.FAILED,
+                {"reason": "the test ticket did not print", "faults": sorted(self.faults)},
+            )
+        return CommandOutcome(True, CommandCode.DONE, {"faults": sorted(self.faults)})
+
+    def _cmd_identify(self, args: IdentifyArgs, now: float) -> CommandOutcome:
+        assert self.indicator is not None
+        self.indicator.signal(IDENTIFY_SIGNAL, {"seconds": args.seconds})
+        return CommandOutcome(True, CommandCode.DONE, {"seconds": args.seconds})
+
+    def self_check(self) -> str | None:
+        """The printer must answer (on_housekeeping asks it every second)."""
+        if Fault.PRINTER_OFFLINE in self.faults:
+            return "the printer is offline"
+        return None
 
     def snapshot(self) -> dict[str, Any]:
         return {

@@ -25,6 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from controller.clock import Clock
+from controller.commands import CommandCode, CommandHandler, CommandOutcome, IdentifyArgs
 from controller.device_core import DeviceCore
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore
@@ -111,6 +112,7 @@ class DisplayRuntime(DeviceCore):
         self._announcer: Any = None
         self._surface: Any = None
         self._next_frame = 0.0
+        self._identify_until = float("-inf")  # monotonic
 
     def subscriptions(self) -> list[tuple[str, int]]:
         return [(QueueTopics(self.topics).board, 1)]
@@ -192,6 +194,8 @@ class DisplayRuntime(DeviceCore):
         view = self.view()
         local = datetime.fromtimestamp(self.clock.time(), self._zone)
         self._renderer.render(view, mono, local, target=self._surface)
+        if mono < self._identify_until:
+            self._draw_identify(mono)
         self.counters.frames += 1
         self._dirty = False
         now = self.clock.time()
@@ -297,6 +301,39 @@ class DisplayRuntime(DeviceCore):
 
             pygame.display.quit()
             self._surface = None
+
+    # --------------------------------------------------------- commands, self-check
+
+    def command_handlers(self) -> dict[str, CommandHandler]:
+        return {"identify": self._cmd_identify}
+
+    def _cmd_identify(self, args: IdentifyArgs, now: float) -> CommandOutcome:
+        """The device id blinks over the board for ``seconds``, with the chime once."""
+        from kiosk_ui.voice_clips import clip_path
+        from kiosk_ui.words import CHIME
+
+        self._identify_until = self.clock.monotonic() + args.seconds
+        self._dirty = True
+        chime = clip_path(self.d.clips_dir, self.d.language, CHIME)
+        quiet = self._announcer is None or self._announcer.idle
+        if self.sound is not None and quiet and chime.is_file():
+            self.sound.play(chime)
+        return CommandOutcome(True, CommandCode.DONE, {"seconds": args.seconds})
+
+    def _draw_identify(self, mono: float) -> None:
+        import pygame
+
+        if int(mono * 2) % 2:
+            return  # blink: every other half second
+        width, height = self._surface.get_size()
+        band = pygame.Rect(0, height // 3, width, height // 3)
+        self._surface.fill((255, 200, 0), band)
+        font = pygame.font.Font(None, height // 6)
+        text = font.render(self.device_id, True, (0, 0, 0))
+        self._surface.blit(text, text.get_rect(center=band.center))
+
+    def self_check(self) -> str | None:
+        return None if self._surface is not None else "the screen did not open"
 
     def snapshot(self) -> dict[str, Any]:
         return {
