@@ -187,10 +187,12 @@ class Demo:
         self._ensure_up()
         self.say("  customers done; the counters serve whoever still waits ...")
         self.office.stop(drain_for=60)
-        self.say("  visitors done; waiting for the gates' outboxes to drain ...")
+        # The boards confirm the last calls first: their events are the last to be made.
+        office = self.office.summary()
+        self.say("  visitors done; waiting for the devices' outboxes to drain ...")
         drained = site.wait_drained(timeout=90)
         summary = self._summary(time.monotonic() - started, drained)
-        summary.update(self.office.summary())
+        summary.update(office)
         return summary
 
     def _seed_catalog(self) -> int:

@@ -54,6 +54,12 @@ def test_headless_chaos_demo_ends_with_nothing_lost(tmp_path):
     assert summary["charges_total"] > 0
     assert summary["exits_refused_owing"] >= 0
     assert summary["chaos_events"] >= 1
+    # the office: tickets issued (from leased numbers while central was away), called,
+    # no number twice, every call confirmed by the board
+    assert summary["tickets_issued"] == summary["tickets_pressed"] > 50
+    assert summary["tickets_called"] > 0
+    assert summary["duplicate_numbers"] == 0
+    assert summary["calls_unconfirmed"] == 0
     assert leftovers(tmp_path / "site") == []
 
 
