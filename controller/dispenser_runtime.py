@@ -21,6 +21,12 @@ Blocks are leased while online, per service and business day, whenever fewer tha
 ``dispenser.lease_low`` unused numbers are left, and for the next business day once it is
 ``dispenser.lease_ahead`` away. The board (retained) tells the business day, waiting counts
 and estimated waits printed on tickets.
+
+Presses come from push buttons (gpiozero's thread enqueues them) and/or a touch screen
+(``dispenser.screen = "touch"``, controller/dispenser_screen_loop.py): then :meth:`run`
+is pygame's loop on the main thread, like the display board's, and a touch on a service
+button is the same press as a push button's of that name. The screen shows the board's
+waits, the last outcome and the printer's faults; without it pygame is never imported.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from controller.clock import Clock
@@ -43,6 +49,7 @@ from controller.commands import (
     PrintTestArgs,
 )
 from controller.device_core import IDENTIFY_SIGNAL, DeviceCore
+from controller.dispenser_screen_loop import ScreenLoop, dispenser_view
 from controller.inputs import Press
 from controller.leases import LeaseBook
 from controller.roles.dispenser import DayView, format_number, leases_wanted, wait_minutes
@@ -65,6 +72,9 @@ from entrada.protocol_queue import (
     TicketRequest,
 )
 from kiosk_ui.words import ticket_labels
+
+if TYPE_CHECKING:
+    from kiosk_ui.dispenser_model import DispenserView
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +168,10 @@ class DispenserRuntime(DeviceCore):
         self._zone = ZoneInfo(self.d.timezone)
         self._labels = ticket_labels(self.d.language)
         self._on_outcome = on_outcome or (lambda _code, _detail: None)
+        #: The touch screen (``dispenser.screen = "touch"``); None: push buttons only.
+        self.screen: ScreenLoop | None = None
+        if self.d.screen == "touch":
+            self.screen = ScreenLoop(self.d, self.device_id)
 
     def subscriptions(self) -> list[tuple[str, int]]:
         queue = QueueTopics(self.topics)
@@ -171,13 +185,58 @@ class DispenserRuntime(DeviceCore):
     # --------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
+        """The screen (main thread), the buttons, the printer's state, then the link."""
+        if self.screen is not None:
+            self.screen.open()
         if self.drivers.buttons is not None:
             self.drivers.buttons.start(self.on_press)
         self._check_printer()
         super().start()
 
+    def run(self) -> None:
+        """Serve until a Stop arrives; with a touch screen, pass after pass of
+        :meth:`step` (call it on the main thread then)."""
+        if self.screen is None:
+            super().run()
+            return
+        try:
+            self.start()
+            while not self.stopping:
+                self.step()
+        finally:
+            self.shutdown()
+
+    def step(self) -> None:
+        """One pass of the touch screen's loop, after :meth:`start` (main thread): the
+        window's touches become presses, the inbox is served until the next pass is due
+        (at once when a touch was queued), and a frame is drawn when what the screen shows
+        changed. Tests drive the dispenser with it. Without a screen: one serve_once."""
+        screen = self.screen
+        if screen is None:
+            self.serve_once()
+            return
+        pressed, closed = screen.poll()
+        for button in pressed:
+            self.on_press(button)
+        if closed:
+            self.request_stop("window closed")
+        self.serve_once(timeout=screen.wait(self.clock.monotonic()))
+        screen.frame(self.screen_view(), self.clock.monotonic())
+
+    @property
+    def busy(self) -> bool:
+        """A number is on its way, or presses wait for one."""
+        return self._pending is not None or bool(self._backlog)
+
+    def screen_view(self) -> DispenserView:
+        """What the touch screen shows now."""
+        outcome = self.screen.outcome if self.screen is not None else None
+        return dispenser_view(self.board, outcome, self.faults, self.busy, self.d.language)
+
     def close_drivers(self) -> None:
         self.drivers.close()
+        if self.screen is not None:
+            self.screen.close()
 
     def urgent(self, item: object) -> bool:
         return isinstance(item, Press)
@@ -397,6 +456,8 @@ class DispenserRuntime(DeviceCore):
         self.counters.outcomes[code] = self.counters.outcomes.get(code, 0) + 1
         if self.indicator is not None:
             self.indicator.signal(code, detail)
+        if self.screen is not None:
+            self.screen.note_outcome(code, detail, self.clock.monotonic())
         self._on_outcome(code, detail)
 
     # -------------------------------------------------------------------- leases
@@ -445,7 +506,7 @@ class DispenserRuntime(DeviceCore):
 
     def command_handlers(self) -> dict[str, CommandHandler]:
         handlers: dict[str, CommandHandler] = {"print-test": self._cmd_print_test}
-        if self.indicator is not None:
+        if self.indicator is not None or self.screen is not None:
             handlers["identify"] = self._cmd_identify
         return handlers
 
@@ -471,14 +532,20 @@ class DispenserRuntime(DeviceCore):
         return CommandOutcome(True, CommandCode.DONE, {"faults": sorted(self.faults)})
 
     def _cmd_identify(self, args: IdentifyArgs, now: float) -> CommandOutcome:
-        assert self.indicator is not None
-        self.indicator.signal(IDENTIFY_SIGNAL, {"seconds": args.seconds})
+        """The indicator blinks, and the device id over the touch screen."""
+        if self.indicator is not None:
+            self.indicator.signal(IDENTIFY_SIGNAL, {"seconds": args.seconds})
+        if self.screen is not None:
+            self.screen.identify(self.clock.monotonic() + args.seconds)
         return CommandOutcome(True, CommandCode.DONE, {"seconds": args.seconds})
 
     def self_check(self) -> str | None:
-        """The printer must answer (on_housekeeping asks it every second)."""
+        """The printer must answer (on_housekeeping asks it every second), and the touch
+        screen be open when there is one."""
         if Fault.PRINTER_OFFLINE in self.faults:
             return "the printer is offline"
+        if self.screen is not None and not self.screen.is_open:
+            return "the touch screen did not open"
         return None
 
     def snapshot(self) -> dict[str, Any]:
@@ -491,4 +558,5 @@ class DispenserRuntime(DeviceCore):
             "leases": [b.__dict__ for b in self.leases.blocks()],
             "outbox_depth": self.store.outbox_depth(),
             "faults": sorted(self.faults),
+            "screen_frames": None if self.screen is None else self.screen.frames,
         }

@@ -14,18 +14,24 @@ LANGUAGES = Literal["en", "pl", "cs", "uk"]
 
 
 class DispenserSection(Section):
-    """Ticket dispenser: which button issues which service, and how tickets look."""
+    """Ticket dispenser: which button issues which service, how tickets look, and its
+    touch screen."""
 
     site_name: str = option("", "Printed at the top of every ticket.")
     buttons: dict[str, str] = option(
         {},
-        "Button name (of `drivers.gpio.buttons` or `drivers.sim.buttons`) to the service "
-        'it issues, e.g. {b1 = "A", b2 = "B"}.',
+        'Button name to the service it issues, e.g. {b1 = "A", b2 = "B"}: one mapping for '
+        "the push buttons (`drivers.gpio.buttons`, `drivers.sim.buttons`) and the touch "
+        'screen. With `screen = "touch"` every entry is also a button on the screen, in this '
+        "order, and touching it is a press of that name; the screen may be the only input "
+        '(`drivers.buttons = "none"`).',
     )
     priority_buttons: list[str] = option(
         [], "Buttons that issue priority tickets (the policy may call them sooner)."
     )
-    language: LANGUAGES = option("en", "Language of the words printed on tickets.")
+    language: LANGUAGES = option(
+        "en", "Language of the words printed on tickets and shown on the touch screen."
+    )
     timezone: str = option(
         "Europe/Warsaw", "Site time zone for the date and time printed on tickets."
     )
@@ -59,6 +65,31 @@ class DispenserSection(Section):
         unit="s",
         ge=0,
         le=86400,
+    )
+    screen: Literal["none", "touch"] = option(
+        "none",
+        "`touch`: a touch screen with one button per entry of `dispenser.buttons`, the "
+        "outcome of the last press and the printer's faults (pygame on the main thread); "
+        "`none`: push buttons only.",
+    )
+    orientation: Literal["portrait", "landscape", "small"] = option(
+        "portrait",
+        'The touch screen: 1080x1920 portrait, 1920x1080 landscape or 800x480 "small".',
+    )
+    fullscreen: bool = option(
+        True, "The touch screen fills the display, no pointer (off: a window, for a desk test)."
+    )
+    video_driver: str = option(
+        "",
+        "SDL video driver of the touch screen (`kmsdrm` on a Pi without a desktop, `x11`, "
+        "`dummy` for tests); empty: SDL's choice.",
+    )
+    fps: int = option(
+        20,
+        "Passes per second of the touch screen's loop: it looks for touches this often and "
+        "draws a frame only when what it shows changed.",
+        ge=1,
+        le=60,
     )
 
     @model_validator(mode="after")
