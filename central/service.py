@@ -7,8 +7,9 @@ Threads (and nothing else):
   batch in ONE durable transaction, only THEN publishes each affected device's retained
   :class:`~entrada.protocol.Ack` (its watermarks), applies statuses, answers catalog
   requests (pages of the change log, or snapshots), republishes the catalog head when it
-  changes, compacts the catalog's change log every few minutes, and pets the systemd
-  watchdog;
+  changes, compacts the catalog's change log every few minutes, publishes devices' signed
+  desired configs and keeps their reports (:mod:`central.config_publisher`), and pets the
+  systemd watchdog;
 - the **MQTT network thread** of :class:`~entrada.mqtt.MqttLink` only puts
   ``LinkUp``/``LinkDown``/``Incoming`` on the bounded inbox. When the inbox is full it
   waits, which stops reading from the socket: back-pressure reaches the broker instead of
@@ -32,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from central.catalog import Compactor, HeadPublisher, serve_request
+from central.config_publisher import REPORTED, ConfigPublisher, load_signing_key
 from central.ingest import DecodedBatch, decode_events
 from central.owner import OwnerCall, Systemd, Work, epochs
 from central.queue_desk import QueueDesk, link_publisher
@@ -125,6 +129,9 @@ class CentralService:
         self._states: dict[str, str] = {}
         #: The electronic queue (when [queue] names services); owner thread only.
         self.desk: QueueDesk | None = None
+        #: Devices' desired configs and their reports; owner thread only.
+        self.configs: ConfigPublisher | None = None
+        self._signing_key: Ed25519PrivateKey | None = None
 
     # ------------------------------------------------------------------ public
 
@@ -147,6 +154,7 @@ class CentralService:
         is reached (see :meth:`wait_ready`)."""
         if self.running:
             raise EntradaError("central service already running")
+        self._signing_key = load_signing_key(self.cfg.central.signing_key)
         self._stop.clear()
         self._opened.clear()
         self._connected.clear()
@@ -216,6 +224,7 @@ class CentralService:
             return
         link: MqttLink | None = None
         try:
+            self.configs = ConfigPublisher(self.db_path, self.topics, self._signing_key)
             link = MqttLink(
                 self.cfg.central.client_id,
                 self.cfg.mqtt,
@@ -226,6 +235,7 @@ class CentralService:
                     (self.topics.all_devices("catalog/req"), 1),
                     (self.topics.catalog_head, 1),
                     (self.topics.central_status, 1),
+                    *self.configs.subscriptions(),
                     *self._open_desk(),
                 ],
                 clean_start=False,
@@ -283,6 +293,8 @@ class CentralService:
                     self._refused.warning("replay", "replaying offline decisions failed: %s", err)
             if self.desk is not None and link.connected:
                 self.desk.pump(link_publisher(link), self._clock(), mono)
+            if self.configs is not None and link.connected:
+                self.configs.pump(link.publish, mono)
             systemd.pet(mono)
 
     def _check_own_status(self, payload: bytes) -> None:
@@ -332,6 +344,9 @@ class CentralService:
                 if self.desk is not None:
                     self.desk.close()
                     self.desk = None
+                if self.configs is not None:
+                    self.configs.close()
+                    self.configs = None
                 self._connected.clear()
                 logger.info("central stopped")
 
@@ -386,6 +401,8 @@ class CentralService:
             self._heads.reset()  # the broker may have lost the retained head
             if self.desk is not None:
                 self.desk.board_changed()  # and the retained board
+            if self.configs is not None:
+                self.configs.link_up()  # and the retained desired configs
             self._publish_status("online", item.epoch)
         elif isinstance(item, LinkDown):
             self._connected.clear()
@@ -413,6 +430,8 @@ class CentralService:
             self._classify_status(device, msg, work)
         elif leaf == "catalog/req":
             work.catalog_requests.append((device, msg.payload))
+        elif leaf == REPORTED and self.configs is not None:
+            self.configs.on_reported(device, msg.payload, self._clock())
         else:
             self._refused.warning(("topic",), "message on unexpected topic %s", msg.topic)
 
@@ -526,6 +545,8 @@ class CentralService:
                 ("store",), "storing the status of %s failed: %s", status.device, err
             )
             return
+        if self.configs is not None:
+            self.configs.on_status(status, now, newest=accepted)
         if not accepted:
             self.stats.statuses_ignored += 1
             logger.debug(

@@ -21,6 +21,14 @@ class CentralSection(Section):
         "sqlite", "Storage backend (PostgreSQL implements the same interface later)."
     )
     client_id: str = option("central", "MQTT client id and default username.")
+    signing_key: Path | None = option(
+        None,
+        "The site's config-signing private key (`site_signing.key`, PEM, mode 0600; made by "
+        "`entrada site init`, shipped in central's provisioned bundle). Central signs each "
+        "device's desired config with it. Unset: desired configs are kept but not published.",
+        lax=True,
+        example="/etc/entrada/site_signing.key",
+    )
     clock: Literal["system", "sim"] = option(
         "system",
         "`sim`: wall time follows `[simtime]` (the demo's and the scenario tests' simulated "

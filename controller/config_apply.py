@@ -52,12 +52,14 @@ __all__ = [
     "report",
 ]
 
-#: Keys a document from central may never hold: who the device is, where its files are,
-#: how it reaches the broker (a bad one would cut the device off for good) and which key
-#: it trusts (a document must not name the key that checks it).
+#: Keys a document from central may never hold: who the device is (its id, site and
+#: role: a document must not change what a device is), where its files are, how it
+#: reaches the broker (a bad one would cut the device off for good) and which key it
+#: trusts (a document must not name the key that checks it).
 LOCAL_ONLY: tuple[tuple[str, ...], ...] = (
     ("device", "id"),
     ("device", "site"),
+    ("device", "role"),
     ("device", "data_dir"),
     ("device", "run_dir"),
     ("device", "config_key"),

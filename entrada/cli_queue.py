@@ -54,7 +54,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
-from entrada.cli_tech import CONFIG_ENV, TechLink, add_config_option, connect
+from entrada.cli_tech import CONFIG_ENV, TechLink, add_account_option, add_config_option, connect
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.protocol import Topics, decode, encode
 from entrada.protocol_queue import QueueOp, QueueOpResult, QueueTopics
@@ -300,8 +300,9 @@ def _run(args: argparse.Namespace, op_name: str, op_args: dict[str, Any]) -> int
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         sys.stderr.write(f"entrada: not a queue operation: {problems}\n")
         return EXIT_CONFIG
+    staff = f"staff-{secrets.token_hex(4)}"
     try:
-        with connect(cfg, client_id=f"staff-{secrets.token_hex(4)}") as (link, topics):
+        with connect(cfg, client_id=staff, account=args.account) as (link, topics):
             res = send_op(link, topics, op, timeout=args.timeout)
     except EntradaError as err:
         sys.stderr.write(f"entrada: {err}\n")
@@ -370,6 +371,7 @@ def _positive(text: str) -> float:
 def _common(op: bool) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     add_config_option(parent)
+    add_account_option(parent)
     parent.add_argument(
         "--timeout", type=_positive, default=10.0, help="seconds to wait for central's answer"
     )

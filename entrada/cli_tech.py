@@ -14,11 +14,16 @@
 - ``tech watch [--device D] [--kind K] [--json]``: live events and statuses, filtered by
   device and by kind (a glob: ``gate.*``; a status's kind is ``status``).
 
-Broker, credentials and site come from central's config file (``--config``, or the
-``ENTRADA_CENTRAL_CONFIG`` environment variable); the MQTT username is ``[mqtt] username``
-or central's client id. The client id is always a fresh ``tech-...`` one: a tool that
-took a device's or central's client id would disconnect it. ``register`` returns the
-``tech`` group's subparsers so other modules add commands to the same group.
+Broker and site come from central's config file (``--config``, or the
+``ENTRADA_CENTRAL_CONFIG`` environment variable). The account is the technician's (or, for
+``entrada queue``, the staff member's) own: ``--account FILE`` or ``ENTRADA_MQTT_ACCOUNT``
+names the ``mqtt.toml`` that ``entrada provision --service NAME --kind technician`` wrote,
+whose ``[mqtt]`` connection (host, port, username, password, CA) replaces central's. Without
+one, central's ``[mqtt] username`` (or client id) is used, with a warning when central's
+password comes with it: the site broker makes every client id its username, so a tool on
+central's account pushes central itself off the broker. The client id asked for is always
+a fresh ``tech-...`` one, never a device's or central's. ``register`` returns the ``tech``
+group's subparsers so other modules add commands to the same group.
 """
 
 from __future__ import annotations
@@ -36,19 +41,17 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import ValidationError
 
 from entrada import protocol
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.mqtt import Incoming
-from entrada.settings_common import MqttSection
+from entrada.techlink import TechLink, add_account_option, broker_login
 
 CONFIG_ENV = "ENTRADA_CENTRAL_CONFIG"
 EXIT_CONFIG = 2
@@ -56,135 +59,11 @@ EXIT_CONFIG = 2
 EXIT_REFUSED = 1
 #: ``tech cmd``: no answer within ``--timeout``.
 EXIT_NO_ANSWER = 3
-CONNECT_TIMEOUT = 10.0
 
 
 def _write(line: str = "") -> None:
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
-
-
-# --------------------------------------------------------------------- the link
-
-
-class TechLink:
-    """A short-lived MQTT 5 client (clean start, no session kept): paho's own loop
-    thread only enqueues what arrives on :attr:`messages`."""
-
-    def __init__(self, cfg: MqttSection, username: str, client_id: str | None = None) -> None:
-        self.cfg = cfg
-        self.username = username
-        self.client_id = client_id or f"tech-{secrets.token_hex(4)}"
-        self.messages: queue.Queue[Incoming] = queue.Queue()
-        self._connected = threading.Event()
-        self._disconnected = threading.Event()
-        self._refused: str | None = None
-        self._acks = threading.Condition()
-        self._subacks: dict[int, list[Any]] = {}
-        client = paho.Client(
-            CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=paho.MQTTv5
-        )
-        client.username_pw_set(username, cfg.password.get_secret_value() if cfg.password else None)
-        if cfg.tls_ca is not None:
-            client.tls_set(ca_certs=str(cfg.tls_ca))
-        client.on_connect = self._on_connect
-        client.on_disconnect = self._on_disconnect
-        client.on_subscribe = self._on_subscribe
-        client.on_message = self._on_message
-        self._client = client
-
-    def open(self, timeout: float = CONNECT_TIMEOUT) -> TechLink:
-        where = f"{self.cfg.host}:{self.cfg.port}"
-        try:
-            self._client.connect(
-                self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive, clean_start=True
-            )
-        except (OSError, ValueError) as err:
-            raise EntradaError(f"cannot reach the broker at {where}: {err}") from err
-        self._client.loop_start()
-        if not self._connected.wait(timeout) or self._refused is not None:
-            self.close()
-            raise EntradaError(
-                f"the broker at {where} refused the connection: {self._refused}"
-                if self._refused
-                else f"no answer from the broker at {where} within {timeout:.0f} s"
-            )
-        return self
-
-    def subscribe(self, topics: Sequence[str], timeout: float = CONNECT_TIMEOUT) -> None:
-        """Subscribe at QoS 1 and wait for the broker to grant every topic."""
-        options = SubscribeOptions(qos=1)
-        result, mid = self._client.subscribe([(t, options) for t in topics])
-        if result != MQTTErrorCode.MQTT_ERR_SUCCESS or mid is None:
-            raise EntradaError(f"cannot subscribe: {paho.error_string(result)}")
-        with self._acks:
-            if not self._acks.wait_for(lambda: mid in self._subacks, timeout):
-                raise EntradaError(f"the broker did not confirm the subscription to {topics}")
-            codes = self._subacks.pop(mid)
-        refused = [t for t, code in zip(topics, codes, strict=False) if code.is_failure]
-        if refused:
-            raise EntradaError(f"not allowed to read {', '.join(refused)}")
-
-    def publish(
-        self,
-        topic: str,
-        payload: bytes,
-        properties: Properties | None = None,
-        timeout: float = CONNECT_TIMEOUT,
-    ) -> None:
-        """Publish at QoS 1, not retained, and wait for the broker's PUBACK."""
-        info = self._client.publish(topic, payload, qos=1, retain=False, properties=properties)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            raise EntradaError(f"cannot publish on {topic}: {paho.error_string(info.rc)}")
-        info.wait_for_publish(timeout)
-        if not info.is_published():
-            raise EntradaError(f"the broker did not take the message on {topic}")
-
-    def close(self) -> None:
-        if self._connected.is_set():
-            self._client.disconnect()
-            self._disconnected.wait(2.0)
-        self._client.loop_stop()
-
-    def __enter__(self) -> TechLink:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    # paho's thread: record and enqueue, nothing else
-
-    def _on_connect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
-        if reason.is_failure:
-            self._refused = str(reason)
-        self._connected.set()
-
-    def _on_disconnect(
-        self, client: paho.Client, userdata: Any, flags: Any, reason: Any, properties: Any
-    ) -> None:
-        self._disconnected.set()
-
-    def _on_subscribe(
-        self, client: paho.Client, userdata: Any, mid: int, codes: Any, properties: Any
-    ) -> None:
-        with self._acks:
-            self._subacks[mid] = list(codes)
-            self._acks.notify_all()
-
-    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
-        props = getattr(msg, "properties", None)
-        self.messages.put(
-            Incoming(
-                topic=msg.topic,
-                payload=bytes(msg.payload),
-                retain=bool(msg.retain),
-                response_topic=getattr(props, "ResponseTopic", None),
-                correlation=getattr(props, "CorrelationData", None),
-                expiry=getattr(props, "MessageExpiryInterval", None),
-            )
-        )
 
 
 def _central(args: argparse.Namespace) -> Any:
@@ -197,12 +76,13 @@ def _central(args: argparse.Namespace) -> Any:
 
 @contextmanager
 def connect(
-    cfg: Any, *, client_id: str | None = None
+    cfg: Any, *, client_id: str | None = None, account: str | Path | None = None
 ) -> Iterator[tuple[TechLink, protocol.Topics]]:
     """A link to the site broker of central config ``cfg``, and the site's topics
-    (``client_id``: default a fresh ``tech-...``; other tools pass their own fresh one)."""
-    username = cfg.mqtt.username or cfg.central.client_id
-    link = TechLink(cfg.mqtt, username, client_id).open()
+    (``client_id``: default a fresh ``tech-...``; other tools pass their own fresh one;
+    ``account``: a provisioned account's ``mqtt.toml``, see :func:`broker_login`)."""
+    mqtt, username = broker_login(cfg, account)
+    link = TechLink(mqtt, username, client_id).open()
     try:
         yield link, protocol.Topics(cfg.central.site)
     finally:
@@ -304,7 +184,7 @@ def _request(args: argparse.Namespace, name: str, arguments: dict[str, Any]) -> 
         sys.stderr.write(f"entrada: not a command request: {problems}\n")
         return EXIT_CONFIG
     cfg = _central(args)
-    with connect(cfg) as (link, topics):
+    with connect(cfg, account=args.account) as (link, topics):
         response = send_command(
             link, topics, args.device, request, expiry=args.expiry, timeout=args.timeout
         )
@@ -344,31 +224,69 @@ def _cmd_logs(args: argparse.Namespace) -> int:
 # ---------------------------------------------------------------------- devices
 
 
+def _config_text(r: dict[str, Any]) -> str:
+    """The config column: ``applied/desired state`` from central's desired configs, else
+    the version the device says it runs."""
+    c = r.get("config")
+    if c is None:
+        return f"v{r['config_version']}" if r.get("config_version") is not None else "-"
+    return f"{c['applied_version'] or '-'}/{c['desired_version']} {c['state']}"
+
+
 def device_lines(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """The table ``tech devices`` prints for :func:`central.admin.list_devices` rows."""
+    """The table ``tech devices`` prints for :func:`central.admin.list_devices` rows (with
+    ``config`` from :func:`with_config_states`). A config a device refused or rolled back
+    gets a second line with its code and reason."""
     lines = [
-        f"{'device':<16} {'role':<10} {'state':<8} {'software':<10} {'config':<10} "
+        f"{'device':<16} {'role':<10} {'state':<8} {'software':<10} {'config':<18} "
         f"{'catalog':>8} {'outbox':>7}  {'last seen':<10} faults"
     ]
     for r in rows:
-        config = r.get("config_state") or (
-            f"v{r['config_version']}" if r.get("config_version") is not None else "-"
-        )
         catalog = "-" if r.get("catalog_version") is None else str(r["catalog_version"])
         lines.append(
             f"{r['device']:<16} {r['role']:<10} {r['state']:<8} {r.get('software') or '-':<10} "
-            f"{config:<10} {catalog:>8} {r['outbox_depth']:>7}  {r['last_seen_text']:<10} "
-            f"{','.join(r['faults']) or '-'}"
+            f"{_config_text(r):<18} {catalog:>8} {r['outbox_depth']:>7}  "
+            f"{r['last_seen_text']:<10} {','.join(r['faults']) or '-'}"
         )
+        c = r.get("config")
+        if c is not None and c["state"] in ("rejected", "rolled_back"):
+            lines.append(
+                f"{'':<16} config version {c['desired_version']} {c['state']} "
+                f"[{c['code'] or '-'}]: {c['reason'] or 'no reason given'}"
+            )
     return lines
+
+
+def with_config_states(rows: list[dict[str, Any]], states: Sequence[Any]) -> list[dict[str, Any]]:
+    """``rows`` with a ``config`` entry each (None when central holds no desired config):
+    desired and applied version, state (``pending``, ``applied``, ``rejected``,
+    ``rolled_back``), code and reason, from :func:`central.devconfig.config_states`."""
+    by_device = {s.device: s for s in states}
+    out = []
+    for r in rows:
+        s = by_device.get(r["device"])
+        config = None
+        if s is not None:
+            config = {
+                "desired_version": s.desired_version,
+                "applied_version": s.applied_version,
+                "state": s.state,
+                "code": s.code,
+                "reason": s.reason,
+                "reported_at": s.reported_at,
+            }
+        out.append({**r, "config": config})
+    return out
 
 
 def _cmd_devices(args: argparse.Namespace) -> int:
     from central.admin import list_devices
+    from central.devconfig import config_states
     from central.service import db_path
 
     cfg = _central(args)
-    rows = list_devices(db_path(cfg), cfg.registry.offline_after)
+    path = db_path(cfg)
+    rows = with_config_states(list_devices(path, cfg.registry.offline_after), config_states(path))
     if args.json:
         _write(json.dumps({"devices": rows}, ensure_ascii=False))
     else:
@@ -479,7 +397,7 @@ def watch(
 
 def _cmd_watch(args: argparse.Namespace) -> int:
     cfg = _central(args)
-    with connect(cfg) as (link, topics):
+    with connect(cfg, account=args.account) as (link, topics):
         try:
             return watch(
                 link,
@@ -517,6 +435,7 @@ def _positive(text: str) -> float:
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
+    add_account_option(parser)
     parser.add_argument(
         "--timeout", type=_positive, default=10.0, help="seconds to wait for the answer"
     )
@@ -563,6 +482,7 @@ def register(subparsers: Any) -> argparse._SubParsersAction[argparse.ArgumentPar
 
     watch_p = tsub.add_parser("watch", help="live events and statuses of the site's devices")
     add_config_option(watch_p)
+    add_account_option(watch_p)
     watch_p.add_argument("--device", help="one device only")
     watch_p.add_argument(
         "--kind",

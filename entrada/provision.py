@@ -5,10 +5,15 @@ service, with password rotation and revocation.
   certificate, the config-signing keypair (entrada.signing) and ``site.toml``.
 - :func:`provision_device` creates a device's account (a random password, stored only as
   a hash in the registry) and its bundle ``devices/ID/``: ``device.toml`` (id, site, role,
-  ``[mqtt]`` with the TLS port, username, password and CA path; mode 0600), ``ca.crt`` and
-  ``site_signing.pub``. The bundle is copied to the device as ``/etc/entrada/``.
+  the installed ``site_signing.pub`` as ``config_key`` so it takes central's signed
+  configs, ``[mqtt]`` with the TLS port, username, password and CA path; mode 0600),
+  ``ca.crt`` and ``site_signing.pub``. The bundle is copied to the device as
+  ``/etc/entrada/``.
 - :func:`add_service_account` does the same for central, a staff terminal or a
-  technician: ``services/NAME/mqtt.toml`` holds the ``[mqtt]`` table for its config.
+  technician: ``services/NAME/mqtt.toml`` holds the ``[mqtt]`` table for its config
+  (the technicians' and staff's CLIs take it with ``--account``). Central's bundle also
+  holds the site's private signing key (``site_signing.key``, 0600) and its ``mqtt.toml``
+  a ``[central]`` table naming it (``signing_key``): central signs every desired config.
 - :func:`rotate_password` gives an account a new password and rewrites its bundle;
   :func:`revoke` ends an account and deletes its bundle.
 
@@ -174,7 +179,12 @@ def render_device_config(
     """The device's config file: who it is and how it reaches the broker (TLS)."""
     site_id = settings.site.id
     doc: dict[str, Any] = {
-        "device": {"id": device_id, "site": site_id, "role": str(role)},
+        "device": {
+            "id": device_id,
+            "site": site_id,
+            "role": str(role),
+            "config_key": str(install_dir / signing.PUBLIC_KEY_NAME),
+        },
         "mqtt": {
             "host": settings.broker.hosts[0],
             "port": settings.broker.tls_port,
@@ -189,7 +199,7 @@ def render_device_config(
         f"# Install this folder as {install_dir}/ on the device; this file is 0600 because it\n"
         "# holds the device's MQTT password. Adjust [drivers] to the hardware, then check it:\n"
         f"#   entrada config check --config {install_dir / DEVICE_CONFIG}\n"
-        "# The site's config-signing public key is site_signing.pub beside it.\n"
+        "# It takes only configs signed by central: config_key is site_signing.pub beside it.\n"
         + ROLE_NOTES.get(role, "")
         + "\n"
     )
@@ -204,7 +214,8 @@ def render_service_config(
     install_dir: Path = INSTALL_DIR,
 ) -> str:
     """The ``[mqtt]`` table of a service's config file. Central runs on the broker host and
-    connects through loopback: the plain loopback listener when there is one, else TLS."""
+    connects through loopback: the plain loopback listener when there is one, else TLS;
+    its file also has a ``[central]`` table with the site and the signing key's path."""
     broker = settings.broker
     if kind == AccountKind.CENTRAL and broker.plain_port is not None:
         mqtt: dict[str, Any] = {"host": "127.0.0.1", "port": broker.plain_port}
@@ -212,13 +223,29 @@ def render_service_config(
         host = "127.0.0.1" if kind == AccountKind.CENTRAL else broker.hosts[0]
         mqtt = {"host": host, "port": broker.tls_port, "tls_ca": str(install_dir / "ca.crt")}
     mqtt |= {"username": name, "password": password}
+    doc: dict[str, Any] = {"mqtt": mqtt}
     head = (
         f"# MQTT account {name} ({kind}) of site {settings.site.id}: written by "
         "`entrada provision --service`.\n"
         "# Copy the [mqtt] table into the service's config file and ca.crt to where tls_ca\n"
-        "# points. This file is 0600: it holds the account's password.\n\n"
+        "# points. This file is 0600: it holds the account's password.\n"
     )
-    return head + tomli_w.dumps({"mqtt": mqtt})
+    if kind == AccountKind.CENTRAL:
+        doc = {
+            "central": {
+                "site": settings.site.id,
+                "signing_key": str(install_dir / signing.PRIVATE_KEY_NAME),
+            },
+            **doc,
+        }
+        head += (
+            "# Central signs devices' configs: copy the [central] table too, and\n"
+            f"# {signing.PRIVATE_KEY_NAME} (0600, readable by central's user only) to where "
+            "signing_key points.\n"
+        )
+    else:
+        head += "# Or give this file to `entrada tech` and `entrada queue` with --account.\n"
+    return head + "\n" + tomli_w.dumps(doc)
 
 
 def _write_bundle(
@@ -242,6 +269,9 @@ def _write_bundle(
             bundle / SERVICE_CONFIG,
             render_service_config(settings, name, kind, password, install_dir),
         )
+        if kind == AccountKind.CENTRAL:
+            key = site.signing_dir / signing.PRIVATE_KEY_NAME
+            write_secret(bundle / signing.PRIVATE_KEY_NAME, key.read_bytes())
     write_file(bundle / "ca.crt", site.ca_cert.read_bytes())
     return bundle
 
