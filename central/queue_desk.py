@@ -74,6 +74,7 @@ logger = logging.getLogger(__name__)
 Publish = Callable[..., bool]
 TICK_EVERY = 1.0  # engine tick (new day, appointment windows), s
 BOARD_EVERY = 60.0  # board refresh without changes (estimated waits move), s
+UNCONFIRMED_EVERY = 10.0  # look for calls no board confirmed, s
 QUERIES = ("status", "stats", "board", "unconfirmed")
 #: Operations only devices cause (through their requests and events), never staff.
 DEVICE_OPS = frozenset(
@@ -102,6 +103,8 @@ class QueueDesk:
         self._board_dirty = True
         self._next_tick = 0.0
         self._next_board = 0.0
+        self._next_unconfirmed = 0.0
+        self._reported: set[str] = set()
         self._seq = 0
         #: Display boards expected to confirm every call (devices seen with that role).
         self.displays: set[str] = set()
@@ -430,6 +433,26 @@ class QueueDesk:
                     self.engine = QueueEngine(self.cfg, snapshot=self.store.load())
         if self._board_dirty or mono >= self._next_board:
             self.publish_board(publish, now, mono)
+        if mono >= self._next_unconfirmed:
+            self._next_unconfirmed = mono + UNCONFIRMED_EVERY
+            self._report_unconfirmed(now)
+
+    def _report_unconfirmed(self, now: float) -> None:
+        """One log line per call some board never confirmed (a board that was down, a
+        call that never reached a screen): staff and technicians should know."""
+        for u in self.unconfirmed(now):
+            if u.call.call_id in self._reported:
+                continue
+            self._reported.add(u.call.call_id)
+            logger.warning(
+                "call %s (%s to counter %s) not confirmed by %s",
+                u.call.call_id,
+                u.call.label,
+                u.call.counter,
+                ", ".join(sorted(u.missing)),
+            )
+        if len(self._reported) > 100_000:
+            self._reported.clear()
 
     def unconfirmed(self, now: float) -> list[Any]:
         """Calls older than the grace that some expected display has not confirmed."""
