@@ -12,38 +12,31 @@ and returns the frame. One frame shows
 - the site's name and a clock; a ticker line along the bottom, scrolling by ``now``.
 
 The same code lays this out for a landscape (1920x1080) or portrait (1080x1920) screen.
-Text is rendered once and kept (keyed by words, size, weight and colours; re-rendering all
-text every frame is the slow path, HARDWARE_NOTES), and the panels are a background drawn
-once per renderer, so a frame is mostly blits. Text is set in the DejaVu fonts shipped in
-kiosk_ui/fonts (pygame's default font has no arrow). What was drawn where is kept in
-``last_layout`` for tests and for a debug overlay.
+Words go through a :class:`~kiosk_ui.text.TextPainter`: set in the DejaVu fonts shipped in
+kiosk_ui/fonts, fitted to their boxes, rendered once and kept (re-rendering all text every
+frame is the slow path, HARDWARE_NOTES); the panels are a background drawn once per
+renderer, so a frame is mostly blits. What was drawn where is kept in ``last_layout`` for
+tests and for a debug overlay.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
-from typing import NamedTuple
 
 import pygame
-import pygame.freetype
 
 from entrada.errors import EntradaError
 from kiosk_ui.board_model import BoardCall, BoardView, ServiceLine
+from kiosk_ui.text import FONTS_DIR, Color, DrawnText, TextPainter
 from kiosk_ui.words import Words
 
 logger = logging.getLogger(__name__)
 
-FONTS_DIR = Path(__file__).resolve().parent / "fonts"
-REGULAR_FONT = "DejaVuSans.ttf"
-BOLD_FONT = "DejaVuSans-Bold.ttf"
-
 LANDSCAPE = (1920, 1080)
 PORTRAIT = (1080, 1920)
 
-Color = tuple[int, int, int]
 BACKGROUND: Color = (12, 27, 51)
 HEADER_BG: Color = (20, 52, 94)
 PANEL_BG: Color = (17, 38, 69)
@@ -55,19 +48,9 @@ HIGHLIGHT: Color = (255, 184, 28)
 HIGHLIGHT_ALT: Color = (255, 222, 120)
 HIGHLIGHT_TEXT: Color = (18, 22, 30)
 
-#: Text is made smaller to fit its box down to this share of its size, then shortened.
-MIN_SHRINK = 0.7
-
 
 class BoardError(EntradaError):
     """The board cannot draw: a font is missing or unreadable."""
-
-
-class DrawnText(NamedTuple):
-    """One piece of text in the last frame and the rectangle it covered on screen."""
-
-    text: str
-    rect: pygame.Rect
 
 
 class BoardRenderer:
@@ -92,20 +75,11 @@ class BoardRenderer:
         self.max_calls = max_calls
         #: Ticker scroll speed in pixels per second.
         self.ticker_speed = ticker_speed
+        self._painter = TextPainter(
+            fonts_dir, text_cache_size, fg=TEXT, bg=PANEL_BG, error=BoardError, owner="board"
+        )
         #: What the last frame drew: every text and its rectangle, in drawing order.
-        self.last_layout: list[DrawnText] = []
-        self._font_paths = {
-            False: Path(fonts_dir) / REGULAR_FONT,
-            True: Path(fonts_dir) / BOLD_FONT,
-        }
-        pygame.font.init()
-        self._fonts: dict[tuple[int, bool], pygame.font.Font] = {}
-        for bold in (False, True):  # a missing font fails here, not in the middle of a show
-            self._font(12, bold)
-        self._texts: OrderedDict[tuple[object, ...], pygame.Surface] = OrderedDict()
-        self._text_cache_size = text_cache_size
-        self._fits: dict[tuple[object, ...], int] = {}
-        self._shortened: dict[tuple[object, ...], str] = {}
+        self.last_layout: list[DrawnText] = self._painter.new_frame()
         self._first_seen: dict[tuple[str, int], float] = {}
         #: Screen areas by name: header, calls, recent, services, ticker.
         self.regions = _layout(self.size)
@@ -128,7 +102,7 @@ class BoardRenderer:
         surface = target if target is not None else self._frame
         if surface.get_size() != self.size:
             raise ValueError(f"target is {surface.get_size()}, renderer draws {self.size}")
-        self.last_layout = []
+        self.last_layout = self._painter.new_frame()
         surface.blit(self._background, (0, 0))
         self._draw_header(surface, view, local_time)
         self._draw_calls(surface, view, now)
@@ -140,7 +114,7 @@ class BoardRenderer:
     @property
     def cached_texts(self) -> int:
         """How many rendered texts are kept for the next frames."""
-        return len(self._texts)
+        return self._painter.cached
 
     def is_highlighted(self, call: BoardCall, now: float) -> bool:
         """True while ``call`` counts as new (see the module docstring)."""
@@ -148,14 +122,8 @@ class BoardRenderer:
         return seen is not None and now - seen < self.highlight_seconds
 
     def missing_glyphs(self, text: str, bold: bool = False) -> str:
-        """The characters of ``text`` the board's font has no glyph for ("" when all drawn).
-
-        Asked of FreeType directly: ``pygame.font.Font.metrics`` answers for a missing glyph
-        with the box it draws instead."""
-        pygame.freetype.init()
-        face = pygame.freetype.Font(str(self._font_paths[bold]), 24)
-        metrics = face.get_metrics(text)
-        return "".join(ch for ch, m in zip(text, metrics, strict=True) if m is None)
+        """The characters of ``text`` the board's font has no glyph for ("" when all drawn)."""
+        return self._painter.missing_glyphs(text, bold)
 
     # ------------------------------------------------------------------ areas
 
@@ -167,9 +135,11 @@ class BoardRenderer:
         name_box = box
         if local_time is not None:
             clock = local_time.strftime("%H:%M")
-            drawn = self._put(surface, clock, box, size, bold=True, bg=HEADER_BG, align="right")
+            drawn = self._painter.put(
+                surface, clock, box, size, bold=True, bg=HEADER_BG, align="right"
+            )
             name_box = pygame.Rect(box.x, box.y, box.w - drawn.w - self._pad, box.h)
-        self._put(surface, view.site_name, name_box, size, bold=True, bg=HEADER_BG)
+        self._painter.put(surface, view.site_name, name_box, size, bold=True, bg=HEADER_BG)
 
     def _draw_calls(self, surface: pygame.Surface, view: BoardView, now: float) -> None:
         lang = view.language
@@ -177,16 +147,18 @@ class BoardRenderer:
             _inset(self.regions["calls"], self._pad), self._small_row * 3 // 2
         )
         heading = self._w("board.now_serving", lang)
-        self._put(surface, heading, _left(title, 0.6), int(title.h * 0.62), bold=True, fg=MUTED)
+        self._painter.put(
+            surface, heading, _left(title, 0.6), int(title.h * 0.62), bold=True, fg=MUTED
+        )
         counter = self._w("board.counter", lang)
-        self._put(
+        self._painter.put(
             surface, counter, _right(title, 0.4), int(title.h * 0.45), fg=MUTED, align="right"
         )
         self._note_first_seen(view.calls, now)
         calls = view.calls[: self.max_calls]
         if not calls:
             wait = self._w("board.no_calls", lang)
-            self._put(surface, wait, rows, int(rows.h * 0.06), fg=MUTED, align="center")
+            self._painter.put(surface, wait, rows, int(rows.h * 0.06), fg=MUTED, align="center")
             return
         row_h = rows.h // self.max_calls
         for i, call in enumerate(calls):
@@ -200,8 +172,10 @@ class BoardRenderer:
             inner = _inset(band, self._pad)
             size = int(inner.h * 0.8)
             counter = f"→ {call.counter_name}"
-            self._put(surface, call.ticket, _left(inner, 0.5), size, bold=True, fg=fg, bg=bg)
-            self._put(
+            self._painter.put(
+                surface, call.ticket, _left(inner, 0.5), size, bold=True, fg=fg, bg=bg
+            )
+            self._painter.put(
                 surface, counter, _right(inner, 0.5), size, bold=True, fg=fg, bg=bg, align="right"
             )
 
@@ -210,13 +184,15 @@ class BoardRenderer:
             _inset(self.regions["recent"], self._pad), self._small_row * 5 // 4
         )
         heading = self._w("board.recent", view.language)
-        self._put(surface, heading, title, int(title.h * 0.62), bold=True, fg=MUTED)
+        self._painter.put(surface, heading, title, int(title.h * 0.62), bold=True, fg=MUTED)
         row_h = self._small_row
         size = int(row_h * 0.62)
         for i, call in enumerate(view.recent[: max(0, rows.h // row_h)]):
             line = pygame.Rect(rows.x, rows.y + i * row_h, rows.w, row_h)
-            self._put(surface, call.ticket, _left(line, 0.5), size, bold=True)
-            self._put(surface, f"→ {call.counter_name}", _right(line, 0.5), size, align="right")
+            self._painter.put(surface, call.ticket, _left(line, 0.5), size, bold=True)
+            self._painter.put(
+                surface, f"→ {call.counter_name}", _right(line, 0.5), size, align="right"
+            )
 
     def _draw_services(self, surface: pygame.Surface, view: BoardView) -> None:
         lang = view.language
@@ -224,24 +200,24 @@ class BoardRenderer:
             _inset(self.regions["services"], self._pad), self._small_row * 5 // 4
         )
         heading = self._w("board.services", lang)
-        self._put(surface, heading, title, int(title.h * 0.62), bold=True, fg=MUTED)
+        self._painter.put(surface, heading, title, int(title.h * 0.62), bold=True, fg=MUTED)
         row_h = self._small_row
         size = int(row_h * 0.55)
         for i, line in enumerate(view.services[: max(0, rows.h // row_h)]):
             box = pygame.Rect(rows.x, rows.y + i * row_h, rows.w, row_h)
             count_box = pygame.Rect(box.x + box.w * 46 // 100, box.y, box.w * 30 // 100, box.h)
             waiting = self._w("board.waiting", lang, count=line.waiting)
-            self._put(surface, line.name, _left(box, 0.46), size, bold=True)
-            self._put(surface, waiting, count_box, size, align="right")
+            self._painter.put(surface, line.name, _left(box, 0.46), size, bold=True)
+            self._painter.put(surface, waiting, count_box, size, align="right")
             wait = self._wait_text(line, lang)
-            self._put(surface, wait, _right(box, 0.22), size, fg=MUTED, align="right")
+            self._painter.put(surface, wait, _right(box, 0.22), size, fg=MUTED, align="right")
 
     def _draw_ticker(self, surface: pygame.Surface, view: BoardView, now: float) -> None:
         if not view.ticker:
             return
         box = self.regions["ticker"]
         size = int(box.h * 0.55)
-        text = self._text(view.ticker, size, False, TEXT, TICKER_BG)
+        text = self._painter.render(view.ticker, size, False, TEXT, TICKER_BG)
         y = box.y + (box.h - text.get_height()) // 2
         if text.get_width() <= box.w - 2 * self._pad:
             x = box.x + (box.w - text.get_width()) // 2
@@ -284,108 +260,6 @@ class BoardRenderer:
             self._first_seen.setdefault(key, now)
         for key in [k for k in self._first_seen if k not in current]:
             del self._first_seen[key]
-
-    def _put(
-        self,
-        surface: pygame.Surface,
-        text: str,
-        box: pygame.Rect,
-        size: int,
-        *,
-        bold: bool = False,
-        fg: Color = TEXT,
-        bg: Color = PANEL_BG,
-        align: str = "left",
-    ) -> pygame.Rect:
-        """Draw ``text`` into ``box`` at ``size`` or smaller, so that it fits; return its rect.
-
-        Text that would have to shrink below ``MIN_SHRINK`` of ``size`` is cut short with an
-        ellipsis instead (a long service name stays readable)."""
-        if not text or box.w <= 0 or box.h <= 0:
-            return pygame.Rect(box.x, box.y, 0, 0)
-        fitted = self._fit(text, size, bold, box.w, box.h)
-        floor = max(6, int(size * MIN_SHRINK))
-        if fitted < floor:
-            text = self._shorten(
-                text, min(floor, self._fit("Ag", size, bold, box.w, box.h)), bold, box.w
-            )
-            fitted = self._fit(text, size, bold, box.w, box.h)
-        rendered = self._text(text, fitted, bold, fg, bg)
-        w, h = rendered.get_size()
-        if align == "right":
-            x = box.right - w
-        elif align == "center":
-            x = box.x + (box.w - w) // 2
-        else:
-            x = box.x
-        rect = pygame.Rect(x, box.y + (box.h - h) // 2, w, h)
-        surface.blit(rendered, rect)
-        self.last_layout.append(DrawnText(text, rect))
-        return rect
-
-    def _fit(self, text: str, size: int, bold: bool, max_w: int, max_h: int) -> int:
-        """The largest font size up to ``size`` at which ``text`` fits ``max_w`` x ``max_h``."""
-        key = (text, size, bold, max_w, max_h)
-        fitted = self._fits.get(key)
-        if fitted is None:
-            fitted = max(6, size)
-            w, h = self._font(fitted, bold).size(text)
-            if w > max_w or h > max_h:
-                fitted = max(6, int(fitted * min(max_w / w, max_h / h)))
-                while fitted > 6:
-                    w, h = self._font(fitted, bold).size(text)
-                    if w <= max_w and h <= max_h:
-                        break
-                    fitted -= 1
-            if len(self._fits) > 4 * self._text_cache_size:
-                self._fits.clear()
-            self._fits[key] = fitted
-        return fitted
-
-    def _shorten(self, text: str, size: int, bold: bool, max_w: int) -> str:
-        """The longest start of ``text``, plus "…", no wider than ``max_w`` at ``size``."""
-        key = (text, size, bold, max_w)
-        short = self._shortened.get(key)
-        if short is None:
-            font = self._font(size, bold)
-            low, high = 0, len(text)  # the longest prefix that fits lies in [low, high]
-            while low < high:
-                mid = (low + high + 1) // 2
-                if font.size(text[:mid].rstrip() + "…")[0] <= max_w:
-                    low = mid
-                else:
-                    high = mid - 1
-            short = text[:low].rstrip() + "…"
-            if len(self._shortened) > self._text_cache_size:
-                self._shortened.clear()
-            self._shortened[key] = short
-        return short
-
-    def _text(self, text: str, size: int, bold: bool, fg: Color, bg: Color) -> pygame.Surface:
-        """``text`` rendered on an opaque ``bg`` (fast to blit), from the cache when it can."""
-        key = (text, size, bold, fg, bg)
-        rendered = self._texts.get(key)
-        if rendered is not None:
-            self._texts.move_to_end(key)
-            return rendered
-        rendered = self._font(size, bold).render(text, True, fg, bg)
-        if pygame.display.get_surface() is not None:
-            rendered = rendered.convert()
-        self._texts[key] = rendered
-        if len(self._texts) > self._text_cache_size:
-            self._texts.popitem(last=False)
-        return rendered
-
-    def _font(self, size: int, bold: bool) -> pygame.font.Font:
-        font = self._fonts.get((size, bold))
-        if font is None:
-            path = self._font_paths[bold]
-            try:
-                font = pygame.font.Font(str(path), size)
-            except (OSError, pygame.error) as err:
-                raise BoardError(f"board font {path} cannot be loaded: {err}") from err
-            self._fonts[(size, bold)] = font
-        return font
 
     def _draw_background(self) -> pygame.Surface:
         background = pygame.Surface(self.size)

@@ -20,25 +20,24 @@ Words come only from kiosk_ui/words.py: an outcome's words are ``dispenser.<code
 fault's are its code, a central refusal's reason ``dispenser.<central code>`` when there are
 words for it. The same code lays the screen out portrait (1080x1920), landscape (1920x1080)
 or small (800x480): the buttons form the grid whose cells come closest to a wide button.
-As on the display board (kiosk_ui/board.py), text is rendered once and kept, set in the
-shipped DejaVu fonts, and what was drawn where is kept in ``last_layout`` for tests.
+As on the display board (kiosk_ui/board.py), words go through a
+:class:`~kiosk_ui.text.TextPainter`: set in the shipped DejaVu fonts, rendered once and kept;
+what was drawn where is kept in ``last_layout`` for tests.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
 import pygame
-import pygame.freetype
 
 from entrada.codes import Fault, TicketOutcome
 from entrada.errors import EntradaError
-from kiosk_ui.board import BOLD_FONT, FONTS_DIR, REGULAR_FONT, DrawnText
 from kiosk_ui.dispenser_model import DispenserView, LastOutcome, ServiceButton
+from kiosk_ui.text import FONTS_DIR, Color, DrawnText, TextPainter
 from kiosk_ui.words import Words
 
 logger = logging.getLogger(__name__)
@@ -68,7 +67,6 @@ OUTCOME_HINTS: dict[str, str] = {
 }
 ISSUED = frozenset({TicketOutcome.ISSUED, TicketOutcome.ISSUED_OFFLINE})
 
-Color = tuple[int, int, int]
 BACKGROUND: Color = (12, 27, 51)
 HEADER_BG: Color = (20, 52, 94)
 PANEL_BG: Color = (17, 38, 69)
@@ -82,9 +80,6 @@ REFUSED_BG: Color = (178, 92, 14)
 BUSY_BG: Color = (27, 56, 99)
 OVERLAY_BG: Color = (128, 26, 32)
 
-#: Text is made smaller to fit its box down to this share of its size, then shortened
-#: (where shortening is allowed: a service name may lose its end, a message may not).
-MIN_SHRINK = 0.7
 #: The width/height the button grid aims at for each button.
 BUTTON_ASPECT = 2.6
 #: A button's height at most, as a share of its width (one service is not a wall).
@@ -122,9 +117,11 @@ class DispenserScreen:
             raise ScreenError(f"service buttons named twice: {sorted(names)}")
         #: How long an outcome stays in the banner, s.
         self.banner_seconds = banner_seconds
+        self._painter = TextPainter(
+            fonts_dir, text_cache_size, fg=TEXT, bg=PANEL_BG, error=ScreenError, owner="screen"
+        )
         #: What the last frame drew: every text and its rectangle, in drawing order.
-        self.last_layout: list[DrawnText] = []
-        self._painter = TextPainter(fonts_dir, text_cache_size)
+        self.last_layout: list[DrawnText] = self._painter.new_frame()
         #: Screen areas by name: header, banner, buttons, footer.
         self.regions = _layout(self.size)
         #: Each button's rectangle on screen, by button name.
@@ -149,7 +146,7 @@ class DispenserScreen:
         surface = target if target is not None else self._frame
         if surface.get_size() != self.size:
             raise ValueError(f"target is {surface.get_size()}, screen draws {self.size}")
-        self.last_layout = []
+        self.last_layout = self._painter.new_frame()
         blocking = self.blocking_faults(view)
         self.pressable = not blocking
         self.overlay = self._out_of_order_panel(len(blocking)) if blocking else None
@@ -206,7 +203,9 @@ class DispenserScreen:
     def _draw_header(self, surface: pygame.Surface, view: DispenserView) -> None:
         box = _inset(self.regions["header"], self._pad)
         title = self._w("dispenser.choose", view.language)
-        self._put(surface, title, box, int(box.h * 0.6), bold=True, bg=HEADER_BG, align="center")
+        self._painter.put(
+            surface, title, box, int(box.h * 0.6), bold=True, bg=HEADER_BG, align="center"
+        )
 
     def _draw_banner(self, surface: pygame.Surface, view: DispenserView, now: float) -> None:
         lines = self._banner_lines(view, now)
@@ -219,11 +218,13 @@ class DispenserScreen:
         if hint:
             main_box = pygame.Rect(box.x, box.y, box.w, box.h * 60 // 100)
             hint_box = pygame.Rect(box.x, main_box.bottom, box.w, box.bottom - main_box.bottom)
-            self._put(surface, hint, hint_box, int(hint_box.h * 0.6), bg=bg, align="center")
+            self._painter.put(surface, hint, hint_box, int(hint_box.h * 0.6), bg=bg, align="center")
         else:
             main_box = box
         size = int(min(main_box.h * 0.75, box.h * 0.45))
-        self._put(surface, main, main_box, size, bold=True, bg=bg, align="center", cut=False)
+        self._painter.put(
+            surface, main, main_box, size, bold=True, bg=bg, align="center", cut=False
+        )
 
     def _banner_lines(self, view: DispenserView, now: float) -> tuple[str, str, Color] | None:
         """The banner's main line, its second line ("" for none) and colour, or None."""
@@ -277,9 +278,13 @@ class DispenserScreen:
                 info_box = pygame.Rect(inner.x, name_box.bottom, inner.w, inner.h - name_box.h)
                 size = int(info_box.h * 0.6)
                 text = " · ".join(info)
-                self._put(surface, text, info_box, size, fg=fg, bg=bg, align="center", cut=False)
+                self._painter.put(
+                    surface, text, info_box, size, fg=fg, bg=bg, align="center", cut=False
+                )
             size = int(min(name_box.h * 0.7, inner.h * 0.42))
-            self._put(surface, name, name_box, size, bold=True, fg=fg, bg=bg, align="center")
+            self._painter.put(
+                surface, name, name_box, size, bold=True, fg=fg, bg=bg, align="center"
+            )
 
     def _button_info(self, service: ServiceButton, view: DispenserView, lang: str) -> list[str]:
         """The small words under a button's name: priority, waiting count, wait."""
@@ -326,13 +331,13 @@ class DispenserScreen:
         title = pygame.Rect(box.x, top, box.w, 2 * row_h)
         heading = self._w("dispenser.out_of_order", lang)
         size = int(title.h * 0.7)
-        self._put(
+        self._painter.put(
             surface, heading, title, size, bold=True, bg=OVERLAY_BG, align="center", cut=False
         )
         for i, text in enumerate(lines):
             row = pygame.Rect(box.x, title.bottom + i * row_h, box.w, row_h)
             size = int(row_h * 0.7)
-            self._put(surface, text, row, size, bg=OVERLAY_BG, align="center", cut=False)
+            self._painter.put(surface, text, row, size, bg=OVERLAY_BG, align="center", cut=False)
 
     def _draw_footer(self, surface: pygame.Surface, view: DispenserView) -> None:
         notices = [self._w(f, view.language) for f in NOTICE_FAULTS if f in view.faults]
@@ -340,7 +345,9 @@ class DispenserScreen:
             return
         box = _inset(self.regions["footer"], self._pad // 2)
         text = " · ".join(notices)
-        self._put(surface, text, box, int(box.h * 0.6), fg=MUTED, bg=BACKGROUND, align="center")
+        self._painter.put(
+            surface, text, box, int(box.h * 0.6), fg=MUTED, bg=BACKGROUND, align="center"
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -350,24 +357,6 @@ class DispenserScreen:
 
     def _w(self, key: str, language: str, **params: object) -> str:
         return self.words.get(key, language, **params)
-
-    def _put(
-        self,
-        surface: pygame.Surface,
-        text: str,
-        box: pygame.Rect,
-        size: int,
-        *,
-        bold: bool = False,
-        fg: Color = TEXT,
-        bg: Color = PANEL_BG,
-        align: str = "left",
-        cut: bool = True,
-    ) -> pygame.Rect:
-        drawn = self._painter.put(surface, text, box, size, bold, fg, bg, align, cut)
-        if drawn.rect.w:
-            self.last_layout.append(drawn)
-        return drawn.rect
 
     def _background(self, pressable: bool) -> pygame.Surface:
         """The panels and the buttons' faces, drawn once for each state."""
@@ -384,134 +373,6 @@ class DispenserScreen:
                 background = background.convert()
             self._backgrounds[pressable] = background
         return background
-
-
-class TextPainter:
-    """Text that fits its box, rendered once and kept (the display board's way of drawing
-    words, kiosk_ui/board.py): sizes fitted and shortened texts are remembered too."""
-
-    def __init__(self, fonts_dir: str | Path = FONTS_DIR, cache_size: int = 256) -> None:
-        self._paths = {False: Path(fonts_dir) / REGULAR_FONT, True: Path(fonts_dir) / BOLD_FONT}
-        pygame.font.init()
-        self._fonts: dict[tuple[int, bool], pygame.font.Font] = {}
-        for bold in (False, True):  # a missing font fails here, not in front of a customer
-            self._font(12, bold)
-        self._texts: OrderedDict[tuple[object, ...], pygame.Surface] = OrderedDict()
-        self._cache_size = cache_size
-        self._fits: dict[tuple[object, ...], int] = {}
-        self._shortened: dict[tuple[object, ...], str] = {}
-
-    @property
-    def cached(self) -> int:
-        return len(self._texts)
-
-    def put(
-        self,
-        surface: pygame.Surface,
-        text: str,
-        box: pygame.Rect,
-        size: int,
-        bold: bool,
-        fg: Color,
-        bg: Color,
-        align: str,
-        cut: bool,
-    ) -> DrawnText:
-        """Draw ``text`` into ``box`` at ``size`` or smaller, so that it fits; return what
-        was drawn where (an empty rect when nothing was). Text that would have to shrink below
-        ``MIN_SHRINK`` of ``size`` is cut short with an ellipsis when ``cut``; otherwise it
-        shrinks as far as it must."""
-        if not text or box.w <= 0 or box.h <= 0:
-            return DrawnText(text, pygame.Rect(box.x, box.y, 0, 0))
-        fitted = self._fit(text, size, bold, box.w, box.h)
-        floor = max(6, int(size * MIN_SHRINK))
-        if cut and fitted < floor:
-            room = min(floor, self._fit("Ag", size, bold, box.w, box.h))
-            text = self._shorten(text, room, bold, box.w)
-            fitted = self._fit(text, size, bold, box.w, box.h)
-        rendered = self._text(text, fitted, bold, fg, bg)
-        w, h = rendered.get_size()
-        if align == "right":
-            x = box.right - w
-        elif align == "center":
-            x = box.x + (box.w - w) // 2
-        else:
-            x = box.x
-        rect = pygame.Rect(x, box.y + (box.h - h) // 2, w, h)
-        surface.blit(rendered, rect)
-        return DrawnText(text, rect)
-
-    def missing_glyphs(self, text: str, bold: bool = False) -> str:
-        """The characters of ``text`` the font has no glyph for, asked of FreeType
-        directly (``pygame.font`` answers for a missing glyph with the box it draws)."""
-        pygame.freetype.init()
-        face = pygame.freetype.Font(str(self._paths[bold]), 24)
-        metrics = face.get_metrics(text)
-        return "".join(ch for ch, m in zip(text, metrics, strict=True) if m is None)
-
-    def _fit(self, text: str, size: int, bold: bool, max_w: int, max_h: int) -> int:
-        """The largest font size up to ``size`` at which ``text`` fits ``max_w`` x ``max_h``."""
-        key = (text, size, bold, max_w, max_h)
-        fitted = self._fits.get(key)
-        if fitted is None:
-            fitted = max(6, size)
-            w, h = self._font(fitted, bold).size(text)
-            if w > max_w or h > max_h:
-                fitted = max(6, int(fitted * min(max_w / w, max_h / h)))
-                while fitted > 6:
-                    w, h = self._font(fitted, bold).size(text)
-                    if w <= max_w and h <= max_h:
-                        break
-                    fitted -= 1
-            if len(self._fits) > 4 * self._cache_size:
-                self._fits.clear()
-            self._fits[key] = fitted
-        return fitted
-
-    def _shorten(self, text: str, size: int, bold: bool, max_w: int) -> str:
-        """The longest start of ``text``, plus "…", no wider than ``max_w`` at ``size``."""
-        key = (text, size, bold, max_w)
-        short = self._shortened.get(key)
-        if short is None:
-            font = self._font(size, bold)
-            low, high = 0, len(text)  # the longest prefix that fits lies in [low, high]
-            while low < high:
-                mid = (low + high + 1) // 2
-                if font.size(text[:mid].rstrip() + "…")[0] <= max_w:
-                    low = mid
-                else:
-                    high = mid - 1
-            short = text[:low].rstrip() + "…"
-            if len(self._shortened) > self._cache_size:
-                self._shortened.clear()
-            self._shortened[key] = short
-        return short
-
-    def _text(self, text: str, size: int, bold: bool, fg: Color, bg: Color) -> pygame.Surface:
-        """``text`` rendered on an opaque ``bg`` (fast to blit), from the cache when it can."""
-        key = (text, size, bold, fg, bg)
-        rendered = self._texts.get(key)
-        if rendered is not None:
-            self._texts.move_to_end(key)
-            return rendered
-        rendered = self._font(size, bold).render(text, True, fg, bg)
-        if pygame.display.get_surface() is not None:
-            rendered = rendered.convert()
-        self._texts[key] = rendered
-        if len(self._texts) > self._cache_size:
-            self._texts.popitem(last=False)
-        return rendered
-
-    def _font(self, size: int, bold: bool) -> pygame.font.Font:
-        font = self._fonts.get((size, bold))
-        if font is None:
-            path = self._paths[bold]
-            try:
-                font = pygame.font.Font(str(path), size)
-            except (OSError, pygame.error) as err:
-                raise ScreenError(f"screen font {path} cannot be loaded: {err}") from err
-            self._fonts[(size, bold)] = font
-        return font
 
 
 def _layout(size: tuple[int, int]) -> dict[str, pygame.Rect]:
