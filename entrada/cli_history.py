@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from entrada.errors import ConfigError, EntradaError
+from entrada.cli_alone import run_alone
 
 EXIT_CONFIG = 2
 
@@ -205,14 +205,4 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run these commands alone (for tests): ``main(["conflicts", "--config", f])``."""
-    parser = argparse.ArgumentParser(prog="entrada")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as err:
-        sys.stderr.write(f"{err}\n")
-        return EXIT_CONFIG
-    except EntradaError as err:
-        sys.stderr.write(f"entrada: {err}\n")
-        return 1
+    return run_alone(register, argv)

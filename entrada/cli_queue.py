@@ -54,6 +54,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
+from entrada.cli_alone import run_alone
 from entrada.cli_tech import CONFIG_ENV, TechLink, add_account_option, add_config_option, connect
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.protocol import Topics, decode, encode
@@ -462,14 +463,4 @@ def register(subparsers: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run these commands alone (for tests): ``main(["queue", "next", "c1", "--config", f])``."""
-    parser = argparse.ArgumentParser(prog="entrada")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as err:
-        sys.stderr.write(f"{err}\n")
-        return EXIT_CONFIG
-    except EntradaError as err:
-        sys.stderr.write(f"entrada: {err}\n")
-        return 1
+    return run_alone(register, argv)

@@ -49,6 +49,7 @@ from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from entrada import protocol
+from entrada.cli_alone import run_alone
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.mqtt import Incoming
 from entrada.techlink import TechLink, add_account_option, broker_login
@@ -497,14 +498,4 @@ def register(subparsers: Any) -> argparse._SubParsersAction[argparse.ArgumentPar
 
 def main(argv: list[str] | None = None) -> int:
     """Run these commands alone (for tests): ``main(["tech", "devices", "--config", f])``."""
-    parser = argparse.ArgumentParser(prog="entrada")
-    register(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ConfigError as err:
-        sys.stderr.write(f"{err}\n")
-        return EXIT_CONFIG
-    except EntradaError as err:
-        sys.stderr.write(f"entrada: {err}\n")
-        return 1
+    return run_alone(register, argv)
