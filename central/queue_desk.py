@@ -33,7 +33,7 @@ from pydantic import ValidationError
 from central.queue.appointments import new_checkin_code
 from central.queue.businessday import day_start
 from central.queue.engine import QueueEngine
-from central.queue.model import to_plain
+from central.queue.model import Ticket, TicketState, to_plain
 from central.queue.ops import (
     OPS,
     CheckIn,
@@ -208,23 +208,53 @@ class QueueDesk:
         ticket = result.ticket
         fields: dict[str, Any] = {}
         if result.ok and ticket is not None:
-            # The new ticket is still "printing": the ones waiting now are all ahead of it.
-            load = self.engine.service_load(ticket.service, now)
+            ahead, wait = self._ahead(ticket, now)
             fields = {
                 "ticket_id": ticket.id,
                 "number": ticket.label,
                 "business_day": ticket.day.isoformat(),
-                "ahead": load.waiting if load is not None else 0,
-                "est_wait_s": load.estimated_wait if load is not None else None,
+                "ahead": ahead,
+                "est_wait_s": wait,
             }
+        # A check-in's service is the appointment's (the request's is a placeholder).
+        service = req.service
+        if ticket is not None:
+            service = ticket.service
+        elif result.appointment is not None:
+            service = result.appointment.service
         reply = TicketReply(
             request_id=req.request_id,
             ok=result.ok and ticket is not None,
             code=str(result.code),
-            service=ticket.service if ticket is not None else req.service,
+            service=service,
             **fields,
         )
         publish(self.topics.reply(device), encode(reply), qos=1)
+
+    def _ahead(self, ticket: Ticket, now: float) -> tuple[int, int | None]:
+        """People ahead of a new ticket (still "printing") and its estimated wait (s).
+
+        A walk-in has every waiting ticket of its service ahead of it. An appointment goes
+        ahead of every walk-in: only the appointments queued before it (by slot) are ahead,
+        and the service's estimate is scaled to them (it grows in proportion to the
+        waiting count)."""
+        load = self.engine.service_load(ticket.service, now)
+        if load is None:
+            return 0, None
+        if ticket.appointment is None:
+            return load.waiting, load.estimated_wait
+        ahead = sum(
+            1
+            for t in self.engine.tickets()
+            if t.state is TicketState.WAITING
+            and t.service == ticket.service
+            and t.appointment is not None
+            and t.order < ticket.order
+        )
+        wait = load.estimated_wait
+        if wait is not None and load.waiting:
+            wait = round(wait * ahead / load.waiting)
+        return ahead, wait
 
     def _on_lease_request(
         self, device: str, req: LeaseRequest, publish: Publish, now: float

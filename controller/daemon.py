@@ -77,7 +77,13 @@ def build_runtime(
         store = store or DeviceStore(cfg.device.data_dir / "device.db")
         runtime = DispenserRuntime(cfg, parts, store, clock=clock, notify=notify)  # type: ignore[arg-type]
         sims = _simulated(
-            cfg, {"printer": parts.printer, "buttons": parts.buttons, "indicator": parts.indicator}
+            cfg,
+            {
+                "printer": parts.printer,
+                "buttons": parts.buttons,
+                "indicator": parts.indicator,
+                "scanner": parts.scanner,
+            },
         )
     elif cfg.device.role == "display":
         from controller.display_runtime import DisplayRuntime

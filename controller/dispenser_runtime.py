@@ -27,6 +27,9 @@ Presses come from push buttons (gpiozero's thread enqueues them) and/or a touch 
 is pygame's loop on the main thread, like the display board's, and a touch on a service
 button is the same press as a push button's of that name. The screen shows the board's
 waits, the last outcome and the printer's faults; without it pygame is never imported.
+
+Appointments check in with a scanned code (controller/dispenser_checkin.py): central
+alone can verify it, so without central it is refused and never takes a leased number.
 """
 
 from __future__ import annotations
@@ -35,7 +38,6 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
@@ -49,29 +51,29 @@ from controller.commands import (
     PrintTestArgs,
 )
 from controller.device_core import IDENTIFY_SIGNAL, DeviceCore
+from controller.dispenser_checkin import Scan, is_checkin_code, refusal, same_scan
+from controller.dispenser_parts import DispenserCounters, DispenserDrivers, Pending
 from controller.dispenser_screen_loop import ScreenLoop, dispenser_view
 from controller.inputs import Press
-from controller.leases import LeaseBook
-from controller.roles.dispenser import DayView, format_number, leases_wanted, wait_minutes
+from controller.leases import LeaseBook, LeaseKeeper
+from controller.roles.dispenser import DayView, format_number, wait_minutes
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore
-from drivers.buttons import Buttons
-from drivers.outputs import Indicator
-from drivers.printer import PrintError, PrinterStatus, TicketPrinter, TicketSpec
+from drivers.printer import PrintError, PrinterStatus, TicketSpec
 from entrada import protocol
 from entrada.codes import Fault, TicketOutcome
+from entrada.errors import DriverError
 from entrada.mqtt import Incoming
 from entrada.protocol_queue import (
     TICKET_PRINTED,
     TICKET_VOIDED,
     LeaseReply,
-    LeaseRequest,
     QueueBoard,
     QueueTopics,
     TicketReply,
     TicketRequest,
 )
-from kiosk_ui.words import ticket_labels
+from kiosk_ui.words import Words, ticket_labels
 
 if TYPE_CHECKING:
     from kiosk_ui.dispenser_model import DispenserView
@@ -86,46 +88,7 @@ PRINTER_FAULTS = (
 )
 #: Presses waiting while a number is on its way; one more is refused (``busy``).
 MAX_BACKLOG = 8
-LEASE_RETRY = 5.0  # re-ask for a block not granted within this, s
 LATE_MEMORY = 600.0  # remember requests that went offline this long, s
-
-
-@dataclass
-class Pending:
-    """A request sent to central, waiting for its number."""
-
-    request_id: str
-    service: str
-    priority: bool
-    issued_at: float
-    deadline: float  # monotonic
-
-
-@dataclass
-class DispenserCounters:
-    presses: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
-    late_voided: int = 0
-
-
-@dataclass(frozen=True)
-class DispenserDrivers:
-    printer: TicketPrinter
-    buttons: Buttons | None = None
-    indicator: Indicator | None = None
-
-    def close(self) -> None:
-        for name, part in (
-            ("printer", self.printer),
-            ("buttons", self.buttons),
-            ("indicator", self.indicator),
-        ):
-            if part is None:
-                continue
-            try:
-                part.close()
-            except Exception:  # fail-safe: every part gets its close
-                logger.exception("closing the %s failed", name)
 
 
 class DispenserRuntime(DeviceCore):
@@ -160,13 +123,20 @@ class DispenserRuntime(DeviceCore):
         self.board: QueueBoard | None = None
         self.counters = DispenserCounters()
         self._pending: Pending | None = None
-        self._backlog: deque[Press] = deque()
+        self._backlog: deque[Press | Scan] = deque()
+        #: The last code scanned and when (monotonic): a re-read is the same scan.
+        self._last_scan: Scan | None = None
         #: request id -> when it went the offline way (monotonic): a late number is voided.
         self._fell_back: dict[str, float] = {}
         #: (service, day) -> monotonic time a lease request may be repeated.
-        self._leasing: dict[tuple[str, str], float] = {}
+        self.leasing = LeaseKeeper(
+            self.device_id,
+            self.d,
+            lambda r: self.publish(self.queue.request(self.device_id), protocol.encode(r)),
+        )
         self._zone = ZoneInfo(self.d.timezone)
         self._labels = ticket_labels(self.d.language)
+        self._appointment_word = Words(self.d.language).get("ticket.appointment")
         self._on_outcome = on_outcome or (lambda _code, _detail: None)
         #: The touch screen (``dispenser.screen = "touch"``); None: push buttons only.
         self.screen: ScreenLoop | None = None
@@ -182,14 +152,24 @@ class DispenserRuntime(DeviceCore):
     def on_press(self, button: str) -> None:
         self._enqueue(Press(button, self.clock.monotonic()))
 
+    def on_scan(self, code: str) -> None:
+        """A code from the scanner (its thread): enqueued like a press."""
+        self._enqueue(Scan(code, self.clock.monotonic()))
+
     # --------------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """The screen (main thread), the buttons, the printer's state, then the link."""
+        """The screen (main thread), the buttons, the scanner, the printer's state, then
+        the link. A scanner that does not start costs check-in only: it is logged."""
         if self.screen is not None:
             self.screen.open()
         if self.drivers.buttons is not None:
             self.drivers.buttons.start(self.on_press)
+        if self.drivers.scanner is not None:
+            try:
+                self.drivers.scanner.start(self.on_scan)
+            except DriverError as err:
+                logger.error("the check-in scanner did not start: %s", err)
         self._check_printer()
         super().start()
 
@@ -239,11 +219,14 @@ class DispenserRuntime(DeviceCore):
             self.screen.close()
 
     def urgent(self, item: object) -> bool:
-        return isinstance(item, Press)
+        return isinstance(item, Press | Scan)
 
     def handle_item(self, item: object) -> bool:
         if isinstance(item, Press):
             self._on_press(item)
+            return True
+        if isinstance(item, Scan):
+            self._on_scan(item)
             return True
         return False
 
@@ -258,7 +241,7 @@ class DispenserRuntime(DeviceCore):
             if isinstance(reply, TicketReply):
                 self._on_ticket_reply(reply)
             elif isinstance(reply, LeaseReply):
-                self._on_lease_reply(reply)
+                self.leasing.on_reply(reply, self.leases)
         else:
             return False
         return True
@@ -271,18 +254,26 @@ class DispenserRuntime(DeviceCore):
             )
             self._pending = None
             self._fell_back[pending.request_id] = self.clock.monotonic()
-            self._issue_offline(pending.service, pending.priority, pending.issued_at)
+            if pending.checkin:
+                self._outcome(TicketOutcome.CHECKIN_OFFLINE, {"checkin": True})
+            else:
+                self._issue_offline(pending.service, pending.priority, pending.issued_at)
         while self._pending is None and self._backlog:
-            self._issue(self._backlog.popleft())
+            self._serve(self._backlog.popleft())
+
+    def _lease_upkeep(self) -> None:
+        self.leasing.upkeep(
+            self.leases, self.board, self.in_contact, self.clock.time(), self.clock.monotonic()
+        )
 
     def on_online(self) -> None:
-        self._leasing.clear()
+        self.leasing.reset()
         self._lease_upkeep()
 
     def on_store_rebuilt(self) -> None:
         # The rebuilt store has no leases (see controller/leases.py): ask for new blocks.
         self.leases = LeaseBook(self.store.conn)
-        self._leasing.clear()
+        self.leasing.reset()
         self._lease_upkeep()
 
     def on_housekeeping(self, now: float) -> None:
@@ -301,14 +292,46 @@ class DispenserRuntime(DeviceCore):
             logger.warning("button %r issues no service (dispenser.buttons)", press.button)
             return
         self.counters.presses += 1
-        if self._pending is not None or self._backlog:
-            # Someone's number is on its way: this press is served right after it.
-            if len(self._backlog) >= MAX_BACKLOG:
-                self._outcome(TicketOutcome.BUSY, {"service": service})
-            else:
-                self._backlog.append(press)
+        self._take(press, {"service": service})
+
+    def _take(self, item: Press | Scan, detail: dict[str, Any]) -> None:
+        """Serve ``item`` now, or once the number on its way came (``busy`` when too many
+        wait already)."""
+        if self._pending is None and not self._backlog:
+            self._serve(item)
+        elif len(self._backlog) >= MAX_BACKLOG:
+            self._outcome(TicketOutcome.BUSY, detail)
+        else:
+            self._backlog.append(item)
+
+    def _serve(self, item: Press | Scan) -> None:
+        if isinstance(item, Scan):
+            self._check_in(item)
+        else:
+            self._issue(item)
+
+    def _on_scan(self, scan: Scan) -> None:
+        last, self._last_scan = self._last_scan, scan
+        if same_scan(last, scan):
+            logger.debug("the same code scanned again: one scan")
             return
-        self._issue(press)
+        self.counters.scans += 1
+        self._take(scan, {"checkin": True})
+
+    def _check_in(self, scan: Scan) -> None:
+        """Ask central for the ticket of the appointment whose code was scanned."""
+        detail: dict[str, Any] = {"checkin": True}
+        if not is_checkin_code(scan.code):
+            logger.info("a scanned code of %d characters is no check-in code", len(scan.code))
+            self._outcome(TicketOutcome.CHECKIN_UNKNOWN, detail)
+            return
+        if not self._check_printer().ready:
+            self._outcome(TicketOutcome.PRINTER_NOT_READY, detail)
+            return
+        placeholder = next(iter(self.d.buttons.values()))  # the appointment decides
+        if not self._ask(placeholder, False, self.clock.time(), scan.code):
+            # Nothing here can tell a good code from a bad one: no leased number for it.
+            self._outcome(TicketOutcome.CHECKIN_OFFLINE, detail)
 
     def _issue(self, press: Press) -> None:
         service = self.d.buttons[press.button]
@@ -317,21 +340,28 @@ class DispenserRuntime(DeviceCore):
             return
         priority = press.button in self.d.priority_buttons
         issued_at = self.clock.time()
-        if self.in_contact:
-            request_id = f"{self.device_id}-{secrets.token_hex(8)}"
-            request = TicketRequest(
-                request_id=request_id, service=service, priority=priority, issued_at=issued_at
-            )
-            if self.publish(self.queue.request(self.device_id), protocol.encode(request)):
-                self._pending = Pending(
-                    request_id,
-                    service,
-                    priority,
-                    issued_at,
-                    self.clock.monotonic() + self.d.request_timeout,
-                )
-                return
-        self._issue_offline(service, priority, issued_at)
+        if not self._ask(service, priority, issued_at):
+            self._issue_offline(service, priority, issued_at)
+
+    def _ask(self, service: str, priority: bool, issued_at: float, code: str | None = None) -> bool:
+        """Ask central for a number (``code``: an appointment's); False when it cannot be
+        asked now (not in contact, not published)."""
+        if not self.in_contact:
+            return False
+        request = TicketRequest(
+            request_id=f"{self.device_id}-{secrets.token_hex(8)}",
+            service=service,
+            priority=priority,
+            checkin_code=code,
+            issued_at=issued_at,
+        )
+        if not self.publish(self.queue.request(self.device_id), protocol.encode(request)):
+            return False
+        deadline = self.clock.monotonic() + self.d.request_timeout
+        self._pending = Pending(
+            request.request_id, service, priority, issued_at, deadline, checkin=code is not None
+        )
+        return True
 
     @property
     def in_contact(self) -> bool:
@@ -348,33 +378,42 @@ class DispenserRuntime(DeviceCore):
                 self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "late_reply"})
             return
         self._pending = None
+        checkin: dict[str, Any] = {"checkin": True} if pending.checkin else {}
         if not reply.ok or reply.ticket_id is None or reply.number is None:
-            self._outcome(TicketOutcome.REFUSED, {"service": pending.service, "code": reply.code})
+            if pending.checkin:
+                self._outcome(refusal(reply.code), {**checkin, "code": reply.code})
+            else:
+                detail = {"service": pending.service, "code": reply.code}
+                self._outcome(TicketOutcome.REFUSED, detail)
             return
+        # A check-in's service is the appointment's, as central says.
+        service = reply.service if pending.checkin else pending.service
         ticket = self._spec(
-            pending.service,
+            service,
             reply.number,
             pending.issued_at,
             reply.ahead,
             reply.est_wait_s,
             reply.ticket_id,
+            footer=self._appointment_word if pending.checkin else "",
         )
         event = {
             "ticket_id": reply.ticket_id,
             "request_id": pending.request_id,
-            "service": pending.service,
+            "service": service,
             "number": reply.number,
             "business_day": reply.business_day,
             "issued_at": pending.issued_at,
             "priority": pending.priority,
             "offline": False,
+            **checkin,
         }
         if self._print(ticket):
             self.emit(TICKET_PRINTED, event)
             self._outcome(TicketOutcome.ISSUED, event)
         else:
             self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "print_failed"})
-            self._outcome(TicketOutcome.PRINT_FAILED, {"service": pending.service})
+            self._outcome(TicketOutcome.PRINT_FAILED, {"service": service, **checkin})
 
     def _issue_offline(self, service: str, priority: bool, issued_at: float) -> None:
         day = DayView.of(self.board)
@@ -421,6 +460,7 @@ class DispenserRuntime(DeviceCore):
         ahead: int,
         est_wait_s: int | None,
         ticket_id: str,
+        footer: str = "",
     ) -> TicketSpec:
         line = self._service_line(service)
         url = self.d.status_url.replace("{ticket}", ticket_id) if self.d.status_url else None
@@ -433,6 +473,7 @@ class DispenserRuntime(DeviceCore):
             est_wait_minutes=wait_minutes(est_wait_s),
             qr_url=url,
             labels=self._labels,
+            footer=footer,
         )
 
     def _print(self, ticket: TicketSpec) -> bool:
@@ -459,48 +500,6 @@ class DispenserRuntime(DeviceCore):
         if self.screen is not None:
             self.screen.note_outcome(code, detail, self.clock.monotonic())
         self._on_outcome(code, detail)
-
-    # -------------------------------------------------------------------- leases
-
-    def _lease_upkeep(self) -> None:
-        day = DayView.of(self.board)
-        if day is None or not self.in_contact:
-            return
-        now, mono = self.clock.time(), self.clock.monotonic()
-        services = sorted(set(self.d.buttons.values()))
-        days = {day.day_at(now), day.next_day()}
-        left = {(s, d): self.leases.left(s, d) for s in services for d in days}
-        for service, business_day in leases_wanted(
-            services, left, day, now, low=self.d.lease_low, ahead=self.d.lease_ahead
-        ):
-            if self._leasing.get((service, business_day), 0.0) > mono:
-                continue
-            request = LeaseRequest(
-                request_id=f"{self.device_id}-lease-{secrets.token_hex(6)}",
-                service=service,
-                business_day=business_day,
-                size=self.d.lease_size,
-            )
-            if self.publish(self.queue.request(self.device_id), protocol.encode(request)):
-                self._leasing[(service, business_day)] = mono + LEASE_RETRY
-
-    def _on_lease_reply(self, reply: LeaseReply) -> None:
-        self._leasing.pop((reply.service, reply.business_day), None)
-        if not reply.ok or reply.first is None or reply.last is None:
-            logger.warning(
-                "no block of %s for %s: %s", reply.service, reply.business_day, reply.code
-            )
-            return
-        if self.leases.add(reply.service, reply.business_day, reply.first, reply.last):
-            logger.info(
-                "leased %s %d-%d for %s",
-                reply.service,
-                reply.first,
-                reply.last,
-                reply.business_day,
-            )
-
-    # ----------------------------------------------------------------- reports
 
     # --------------------------------------------------------- commands, self-check
 
@@ -553,6 +552,7 @@ class DispenserRuntime(DeviceCore):
             "device": self.device_id,
             "role": self.role_name,
             "presses": self.counters.presses,
+            "scans": self.counters.scans,
             "outcomes": dict(self.counters.outcomes),
             "late_voided": self.counters.late_voided,
             "leases": [b.__dict__ for b in self.leases.blocks()],

@@ -13,8 +13,19 @@ and the dispenser asks for new blocks: numbers of a forgotten block are never re
 
 from __future__ import annotations
 
+import logging
+import secrets
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+from controller.roles.dispenser import DayView, leases_wanted
+from entrada.protocol_queue import LeaseReply, LeaseRequest, QueueBoard
+
+logger = logging.getLogger(__name__)
+
+LEASE_RETRY = 5.0  # re-ask for a block not granted within this, s
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_leases (
@@ -98,3 +109,56 @@ class LeaseBook:
         """Drop blocks of business days before ``business_day`` (ISO dates sort)."""
         cur = self._conn.execute("DELETE FROM queue_leases WHERE business_day < ?", (business_day,))
         return cur.rowcount
+
+
+class LeaseKeeper:
+    """Asks central for blocks while in contact, per service and business day: when fewer
+    than ``lease_low`` unused numbers are left, and for the next day once it is
+    ``lease_ahead`` away. A request not answered within :data:`LEASE_RETRY` goes again (a
+    lost reply costs a block of unused numbers, never a duplicate)."""
+
+    def __init__(self, device_id: str, section: Any, send: Callable[[LeaseRequest], bool]) -> None:
+        self.device_id = device_id
+        self.d = section
+        self._send = send
+        #: (service, day) -> monotonic time a request may be repeated.
+        self._asked: dict[tuple[str, str], float] = {}
+
+    def reset(self) -> None:
+        """Forget requests in flight (a reconnect: ask again at once)."""
+        self._asked.clear()
+
+    def upkeep(
+        self, book: LeaseBook, board: QueueBoard | None, in_contact: bool, now: float, mono: float
+    ) -> None:
+        day = DayView.of(board)
+        if day is None or not in_contact:
+            return
+        services = sorted(set(self.d.buttons.values()))
+        days = {day.day_at(now), day.next_day()}
+        left = {(s, d): book.left(s, d) for s in services for d in days}
+        for service, business_day in leases_wanted(
+            services, left, day, now, low=self.d.lease_low, ahead=self.d.lease_ahead
+        ):
+            if self._asked.get((service, business_day), 0.0) > mono:
+                continue
+            request = LeaseRequest(
+                request_id=f"{self.device_id}-lease-{secrets.token_hex(6)}",
+                service=service,
+                business_day=business_day,
+                size=self.d.lease_size,
+            )
+            if self._send(request):
+                self._asked[(service, business_day)] = mono + LEASE_RETRY
+
+    def on_reply(self, reply: LeaseReply, book: LeaseBook) -> None:
+        self._asked.pop((reply.service, reply.business_day), None)
+        if not reply.ok or reply.first is None or reply.last is None:
+            logger.warning(
+                "no block of %s for %s: %s", reply.service, reply.business_day, reply.code
+            )
+            return
+        if book.add(reply.service, reply.business_day, reply.first, reply.last):
+            logger.info(
+                "leased %s %d-%d for %s", reply.service, reply.first, reply.last, reply.business_day
+            )

@@ -143,6 +143,14 @@ class SerialReaderSection(Section):
     baudrate: int = option(9600, "Baud rate.", unit="baud", ge=1200, le=921600)
 
 
+class SerialScannerSection(Section):
+    """Barcode/QR scanner in serial mode (RS-232 or USB CDC-ACM), sending one line per scan
+    ended by CR, LF or CR LF."""
+
+    port: str = option("/dev/ttyACM0", "Serial device or pyserial URL.")
+    baudrate: int = option(9600, "Baud rate.", unit="baud", ge=1200, le=921600)
+
+
 class GpioSection(Section):
     """Pins (BCM numbering) for the relay, indicator, buttons and rotation sensor."""
 
@@ -207,9 +215,15 @@ class DriversSection(Section):
         "Turnstile rotation sensor. With one, a grant counts only once the turnstile turns; "
         "`none`: a grant is a passage at once.",
     )
+    scanner: Literal["sim", "serial", "none"] = option(
+        "none",
+        "Barcode/QR scanner of a dispenser: an appointment's check-in code scanned there "
+        "gives its ticket (`serial` settings in `[drivers.scanner_serial]`).",
+    )
     escpos: PrinterSection = section(PrinterSection)
     mfrc522: Mfrc522Section = section(Mfrc522Section)
     serial: SerialReaderSection = section(SerialReaderSection)
+    scanner_serial: SerialScannerSection = section(SerialScannerSection)
     gpio: GpioSection = section(GpioSection)
     sim: SimSection = section(SimSection)
 

@@ -1,7 +1,8 @@
 """The local control channel for simulated drivers: ``entrada sim tap|press|rotate ...``.
 
 A Unix socket at ``<run_dir>/sim/<device>.sock`` takes one JSON object per line, e.g.
-``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}``, ``{"verb": "press", "button": "open"}`` or
+``{"verb": "tap", "uid": "04A1B2C3D4E5F6"}``, ``{"verb": "press", "button": "open"}``,
+``{"verb": "scan", "code": "123456"}`` (a code held under a dispenser's scanner),
 ``{"verb": "rotate"}`` (the turnstile turns once) or ``{"verb": "printer", "paper": "out"}``
 (the simulated ticket printer's faults: ``paper`` ok/low/out, ``cover`` open/closed,
 ``offline`` true/false, ``fail_next_print`` true), and answers one JSON line
@@ -104,6 +105,11 @@ class SimChannel:
                 reader.inject(str(req.get("uid", "")))
             elif verb == "press":
                 self._sim("buttons").press(str(req.get("button", "")))
+            elif verb == "scan":
+                code = req.get("code")
+                if not isinstance(code, str):
+                    return {"ok": False, "error": "code must be a string"}
+                self._sim("scanner").scan(code)
             elif verb == "rotate":
                 self._sim("rotation").rotate()
             elif verb == "reader":
@@ -116,7 +122,8 @@ class SimChannel:
             else:
                 return {
                     "ok": False,
-                    "error": f"unknown verb {verb!r} (tap, press, rotate, reader, clock, printer)",
+                    "error": f"unknown verb {verb!r} (tap, press, scan, rotate, reader, clock, "
+                    "printer)",
                 }
         except (ValueError, DriverError, EntradaError) as err:
             return {"ok": False, "error": str(err)}
@@ -212,6 +219,9 @@ class SimClient:
 
     def press(self, button: str) -> dict[str, Any]:
         return self.request(verb="press", button=button)
+
+    def scan(self, code: str) -> dict[str, Any]:
+        return self.request(verb="scan", code=code)
 
     def rotate(self) -> dict[str, Any]:
         return self.request(verb="rotate")

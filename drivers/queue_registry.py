@@ -1,5 +1,5 @@
 """From the `[drivers]` config to the drivers of the queue's devices: the dispenser's
-printer, buttons and indicator, and the display board's sound output.
+printer, buttons, indicator and check-in scanner, and the display board's sound output.
 
 Like :mod:`drivers.registry`, plain dicts map config names to factories; a driver that
 cannot reach its device raises DriverError and nothing falls back to a simulator.
@@ -14,6 +14,7 @@ from typing import Any
 from controller.settings import DriversSection
 from drivers.printer import TicketPrinter
 from drivers.registry import BUTTONS, INDICATORS, make_pin_factory
+from drivers.scanner import Scanner
 from drivers.sound import SoundOutput
 
 
@@ -32,6 +33,25 @@ def _escpos_printer(cfg: DriversSection) -> TicketPrinter:
 PRINTERS: dict[str, Callable[[DriversSection], TicketPrinter]] = {
     "sim": _sim_printer,
     "escpos": _escpos_printer,
+}
+
+
+def _sim_scanner(cfg: DriversSection) -> Scanner:
+    from drivers.scanner_sim import SimScanner
+
+    return SimScanner()
+
+
+def _serial_scanner(cfg: DriversSection) -> Scanner:
+    from drivers.scanner_serial import SerialScanner
+
+    return SerialScanner(cfg.scanner_serial)
+
+
+SCANNERS: dict[str, Callable[[DriversSection], Scanner | None]] = {
+    "sim": _sim_scanner,
+    "serial": _serial_scanner,
+    "none": lambda cfg: None,
 }
 
 
@@ -55,8 +75,8 @@ SOUNDS: dict[str, Callable[[DriversSection], SoundOutput | None]] = {
 
 
 def build_dispenser_drivers(cfg: DriversSection) -> Any:
-    """The dispenser's printer, buttons and indicator (DispenserDrivers)."""
-    from controller.dispenser_runtime import DispenserDrivers
+    """The dispenser's printer, buttons, indicator and scanner (DispenserDrivers)."""
+    from controller.dispenser_parts import DispenserDrivers
 
     if cfg.printer == "none":
         raise ValueError("a dispenser needs a printer")
@@ -68,6 +88,7 @@ def build_dispenser_drivers(cfg: DriversSection) -> Any:
             printer=printer,
             buttons=BUTTONS[cfg.buttons](cfg, pins),
             indicator=INDICATORS[cfg.indicator](cfg, pins),
+            scanner=SCANNERS[cfg.scanner](cfg),
         )
     except BaseException:
         printer.close()

@@ -96,6 +96,18 @@ def _run_dir(args: argparse.Namespace) -> Path:
     return Path(args.run_dir or os.environ.get("ENTRADA_RUN_DIR", DEFAULT_RUN_DIR))
 
 
+#: The simulated printer's fault knobs (``entrada sim printer``).
+PRINTER_KNOBS = ("paper", "cover", "offline", "fail_next_print")
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1", "on"):
+        return True
+    if text.lower() in ("no", "false", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"yes or no, not {text!r}")
+
+
 def _cmd_sim(args: argparse.Namespace) -> int:
     from controller.simchannel import SimClient
 
@@ -107,6 +119,13 @@ def _cmd_sim(args: argparse.Namespace) -> int:
             reply = client.press(args.button)
         elif args.verb == "rotate":
             reply = client.rotate()
+        elif args.verb == "scan":
+            reply = client.request(verb="scan", code=args.code)
+        elif args.verb == "printer":
+            faults = {k: v for k, v in vars(args).items() if k in PRINTER_KNOBS and v is not None}
+            reply = client.request(verb="printer", **faults)
+            if reply.get("ok"):
+                print(f"{args.device} printer faults: {', '.join(reply['faults']) or 'none'}")
         elif args.verb == "clock":
             reply = client.request(verb="clock", set=args.set, advance=args.advance)
             if reply.get("ok"):
@@ -265,6 +284,15 @@ def build_parser() -> argparse.ArgumentParser:
     clk.add_argument("device")
     clk.add_argument("--set", type=float, help="Unix time to set")
     clk.add_argument("--advance", type=float, help="seconds to move forward (or back)")
+    scan = ssub.add_parser("scan", help="show a code to a dispenser's simulated scanner")
+    scan.add_argument("device")
+    scan.add_argument("code", help="an appointment's check-in code")
+    prn = ssub.add_parser("printer", help="put a fault on a dispenser's simulated printer")
+    prn.add_argument("device")
+    prn.add_argument("--paper", choices=["ok", "low", "out"])
+    prn.add_argument("--cover", choices=["open", "closed"])
+    prn.add_argument("--offline", type=_yes_no, help="yes or no")
+    prn.add_argument("--fail-next-print", dest="fail_next_print", type=_yes_no)
     rdr = ssub.add_parser("reader", help="take the simulated reader offline or back")
     rdr.add_argument("device")
     rdr.add_argument("state", choices=["online", "offline"])

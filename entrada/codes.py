@@ -87,3 +87,16 @@ class TicketOutcome(StrEnum):
     REFUSED = "ticket.refused.central"
     #: Another ticket is being issued: presses are taken one at a time.
     BUSY = "ticket.refused.busy"
+    # An appointment's check-in code scanned (its ticket is ``ISSUED`` like any other):
+    #: before the appointment's check-in window opens;
+    CHECKIN_TOO_EARLY = "ticket.refused.checkin_too_early"
+    #: after it closed;
+    CHECKIN_TOO_LATE = "ticket.refused.checkin_too_late"
+    #: no appointment has this code (or what was scanned is no check-in code);
+    CHECKIN_UNKNOWN = "ticket.refused.checkin_unknown"
+    #: the appointment already has its ticket;
+    CHECKIN_USED = "ticket.refused.checkin_used"
+    #: the appointment was cancelled, or is past as a no-show;
+    CHECKIN_CLOSED = "ticket.refused.checkin_closed"
+    #: central unreachable: a code cannot be checked, and no leased number is used for it.
+    CHECKIN_OFFLINE = "ticket.refused.checkin_offline"

@@ -47,6 +47,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ticket.minutes": "min",
         "ticket.issued": "Issued",
         "ticket.scan": "Scan to follow your turn",
+        "ticket.appointment": "Appointment",
         # The ticket dispenser's touch screen (kiosk_ui/dispenser_screen.py).
         "dispenser.ask_staff": "Please ask staff for help",
         "dispenser.try_again": "Please try again",
@@ -64,6 +65,20 @@ WORDS: dict[str, dict[str, str]] = {
         "dispenser.ticket.refused.busy": "Please wait, a ticket is being printed",
         "dispenser.queue.refused.range_exhausted": "No more tickets for this service today",
         "dispenser.queue.refused.day_closed": "No more tickets are issued today",
+        "dispenser.ticket.refused.checkin_too_early": (
+            "Too early to check in: please come back nearer your appointment time"
+        ),
+        "dispenser.ticket.refused.checkin_too_late": (
+            "Too late to check in for this appointment: please ask staff"
+        ),
+        "dispenser.ticket.refused.checkin_unknown": "This code is not recognised: please ask staff",
+        "dispenser.ticket.refused.checkin_used": "This appointment is already checked in",
+        "dispenser.ticket.refused.checkin_closed": (
+            "This appointment is no longer valid: please ask staff"
+        ),
+        "dispenser.ticket.refused.checkin_offline": (
+            "Check-in is not possible now: please take a normal ticket or ask staff"
+        ),
         "fault.printer_missing": "Printer not connected",
         "fault.printer_paper_out": "Printer out of paper",
         "fault.printer_cover_open": "Printer cover open",
@@ -88,6 +103,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ticket.minutes": "min",
         "ticket.issued": "Wydano",
         "ticket.scan": "Zeskanuj, aby śledzić kolejkę",
+        "ticket.appointment": "Wizyta umówiona",
         # The ticket dispenser's touch screen (kiosk_ui/dispenser_screen.py).
         "dispenser.ask_staff": "Prosimy zwrócić się do obsługi",
         "dispenser.try_again": "Prosimy spróbować ponownie",
@@ -105,6 +121,23 @@ WORDS: dict[str, dict[str, str]] = {
         "dispenser.ticket.refused.busy": "Proszę czekać, trwa drukowanie biletu",
         "dispenser.queue.refused.range_exhausted": "Bilety do tej sprawy na dziś się skończyły",
         "dispenser.queue.refused.day_closed": "Dziś bilety nie są już wydawane",
+        "dispenser.ticket.refused.checkin_too_early": (
+            "Za wcześnie na potwierdzenie wizyty: prosimy wrócić bliżej jej godziny"
+        ),
+        "dispenser.ticket.refused.checkin_too_late": (
+            "Za późno na potwierdzenie tej wizyty: prosimy zwrócić się do obsługi"
+        ),
+        "dispenser.ticket.refused.checkin_unknown": (
+            "Nie rozpoznano kodu: prosimy zwrócić się do obsługi"
+        ),
+        "dispenser.ticket.refused.checkin_used": "Ta wizyta jest już potwierdzona",
+        "dispenser.ticket.refused.checkin_closed": (
+            "Ta wizyta jest już nieaktualna: prosimy zwrócić się do obsługi"
+        ),
+        "dispenser.ticket.refused.checkin_offline": (
+            "Nie można teraz potwierdzić wizyty: prosimy pobrać zwykły bilet lub zwrócić się "
+            "do obsługi"
+        ),
         "fault.printer_missing": "Drukarka niepodłączona",
         "fault.printer_paper_out": "Brak papieru w drukarce",
         "fault.printer_cover_open": "Otwarta pokrywa drukarki",
@@ -129,6 +162,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ticket.minutes": "min",
         "ticket.issued": "Vydáno",
         "ticket.scan": "Naskenujte a sledujte pořadí",
+        "ticket.appointment": "Objednaná návštěva",
         # The ticket dispenser's touch screen (kiosk_ui/dispenser_screen.py).
         "dispenser.ask_staff": "Obraťte se prosím na obsluhu",
         "dispenser.try_again": "Zkuste to prosím znovu",
@@ -146,6 +180,22 @@ WORDS: dict[str, dict[str, str]] = {
         "dispenser.ticket.refused.busy": "Čekejte prosím, tiskne se lístek",
         "dispenser.queue.refused.range_exhausted": "Lístky na tuto službu jsou pro dnešek vydány",
         "dispenser.queue.refused.day_closed": "Dnes se již lístky nevydávají",
+        "dispenser.ticket.refused.checkin_too_early": (
+            "Na potvrzení příchodu je příliš brzy: přijďte prosím blíže času rezervace"
+        ),
+        "dispenser.ticket.refused.checkin_too_late": (
+            "Na potvrzení této rezervace je příliš pozdě: obraťte se prosím na obsluhu"
+        ),
+        "dispenser.ticket.refused.checkin_unknown": (
+            "Kód nebyl rozpoznán: obraťte se prosím na obsluhu"
+        ),
+        "dispenser.ticket.refused.checkin_used": "Příchod k této rezervaci je již potvrzen",
+        "dispenser.ticket.refused.checkin_closed": (
+            "Tato rezervace již neplatí: obraťte se prosím na obsluhu"
+        ),
+        "dispenser.ticket.refused.checkin_offline": (
+            "Příchod teď nelze potvrdit: vezměte si prosím běžný lístek nebo se obraťte na obsluhu"
+        ),
         "fault.printer_missing": "Tiskárna není připojena",
         "fault.printer_paper_out": "V tiskárně došel papír",
         "fault.printer_cover_open": "Kryt tiskárny je otevřený",
@@ -170,6 +220,7 @@ WORDS: dict[str, dict[str, str]] = {
         "ticket.minutes": "хв",
         "ticket.issued": "Видано",
         "ticket.scan": "Скануйте, щоб стежити за чергою",
+        "ticket.appointment": "За попереднім записом",
         # The ticket dispenser's touch screen (kiosk_ui/dispenser_screen.py).
         "dispenser.ask_staff": "Зверніться, будь ласка, до персоналу",
         "dispenser.try_again": "Спробуйте ще раз",
@@ -187,6 +238,20 @@ WORDS: dict[str, dict[str, str]] = {
         "dispenser.ticket.refused.busy": "Зачекайте, друкується талон",
         "dispenser.queue.refused.range_exhausted": "Талони на цю послугу на сьогодні закінчилися",
         "dispenser.queue.refused.day_closed": "Сьогодні талони вже не видаються",
+        "dispenser.ticket.refused.checkin_too_early": (
+            "Зарано для реєстрації: поверніться ближче до часу вашого запису"
+        ),
+        "dispenser.ticket.refused.checkin_too_late": (
+            "Запізно для реєстрації на цей запис: зверніться до персоналу"
+        ),
+        "dispenser.ticket.refused.checkin_unknown": "Код не розпізнано: зверніться до персоналу",
+        "dispenser.ticket.refused.checkin_used": "Цей запис уже зареєстровано",
+        "dispenser.ticket.refused.checkin_closed": (
+            "Цей запис уже недійсний: зверніться до персоналу"
+        ),
+        "dispenser.ticket.refused.checkin_offline": (
+            "Реєстрація зараз неможлива: візьміть звичайний талон або зверніться до персоналу"
+        ),
         "fault.printer_missing": "Принтер не підключено",
         "fault.printer_paper_out": "У принтері закінчився папір",
         "fault.printer_cover_open": "Кришка принтера відкрита",
