@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,8 @@ Publish = Callable[..., bool]
 TICK_EVERY = 1.0  # engine tick (new day, appointment windows), s
 BOARD_EVERY = 60.0  # board refresh without changes (estimated waits move), s
 UNCONFIRMED_EVERY = 10.0  # look for calls no board confirmed, s
+#: A board offline this long is retired: calls made later are no longer asked of it.
+RETIRE_AFTER = 3600.0
 QUERIES = ("status", "stats", "board", "unconfirmed")
 #: Operations only devices cause (through their requests and events), never staff.
 DEVICE_OPS = frozenset(
@@ -106,8 +109,9 @@ class QueueDesk:
         self._next_unconfirmed = 0.0
         self._reported: set[str] = set()
         self._seq = 0
-        #: Display boards expected to confirm every call (devices seen with that role).
-        self.displays: set[str] = set()
+        #: Display boards: when each came online, and went offline if it did (a board is
+        #: expected to confirm the calls made while it was online).
+        self._boards: dict[str, tuple[float, float | None]] = {}
         self.ops_applied = 0
 
     @property
@@ -484,11 +488,35 @@ class QueueDesk:
         if len(self._reported) > 100_000:
             self._reported.clear()
 
+    @property
+    def displays(self) -> set[str]:
+        return set(self._boards)
+
+    def display_status(self, display: str, state: str, at: float) -> None:
+        """A display board's status (``at``: the status's own time)."""
+        since, gone = self._boards.get(display, (None, None))
+        if state == "online" and (since is None or gone is not None):
+            self._boards[display] = (at, None)
+        elif state != "online" and since is not None and gone is None:
+            self._boards[display] = (since, at)
+
+    def _expected(self, display: str, at: float) -> bool:
+        since, gone = self._boards[display]
+        return since <= at and (gone is None or at < gone + RETIRE_AFTER)
+
     def unconfirmed(self, now: float) -> list[Any]:
-        """Calls older than the grace that some expected display has not confirmed."""
-        if not self.displays:
+        """Calls older than the grace that a display online when they were made has not
+        confirmed (one that was down missed them: that is what this reports; one that
+        joined later or was retired before is not asked)."""
+        if not self._boards:
             return []
-        return self.engine.unconfirmed_calls(self.displays, now - self.cfg.confirm_grace)
+        found = []
+        for u in self.engine.unconfirmed_calls(self.displays, now - self.cfg.confirm_grace):
+            at = u.call.called_at
+            missing = frozenset(d for d in u.missing if self._expected(d, at))
+            if missing:
+                found.append(replace(u, missing=missing))
+        return found
 
 
 def link_publisher(link: MqttLink) -> Publish:

@@ -558,7 +558,7 @@ class CentralService:
             return
         self.stats.statuses_applied += 1
         if self.desk is not None and status.role == "display":
-            self.desk.displays.add(status.device)
+            self.desk.display_status(status.device, status.state, status.ts)
         if self._states.get(status.device) != status.state:
             self._states[status.device] = status.state
             logger.info(

@@ -123,6 +123,9 @@ class DispenserRuntime(DeviceCore):
         self.board: QueueBoard | None = None
         self.counters = DispenserCounters()
         self._pending: Pending | None = None
+        #: A request went unanswered: central's status may say online, but it is not
+        #: answering (hung, or cut off from the broker and its will not yet out).
+        self._central_silent = False
         self._backlog: deque[Press | Scan] = deque()
         #: The last code scanned and when (monotonic): a re-read is the same scan.
         self._last_scan: Scan | None = None
@@ -233,11 +236,14 @@ class DispenserRuntime(DeviceCore):
     def handle_message(self, msg: Incoming) -> bool:
         if msg.topic == self.queue.board:
             board = protocol.decode(QueueBoard, msg.payload)
+            if self.board is None or board.seq > self.board.seq or board.ts > self.board.ts:
+                self._central_silent = False  # central published just now: it is alive
             if self.board is None or board.seq >= self.board.seq or board.ts > self.board.ts:
                 self.board = board
                 self._lease_upkeep()
         elif msg.topic == self.queue.reply(self.device_id):
             reply = protocol.decode_one_of((TicketReply, LeaseReply), msg.payload)
+            self._central_silent = False
             if isinstance(reply, TicketReply):
                 self._on_ticket_reply(reply)
             elif isinstance(reply, LeaseReply):
@@ -254,6 +260,9 @@ class DispenserRuntime(DeviceCore):
             )
             self._pending = None
             self._fell_back[pending.request_id] = self.clock.monotonic()
+            # Until central shows it is alive again (an answer, a new board), presses go
+            # straight to the leased numbers instead of each waiting out the timeout.
+            self._central_silent = True
             if pending.checkin:
                 self._outcome(TicketOutcome.CHECKIN_OFFLINE, {"checkin": True})
             else:
@@ -267,6 +276,7 @@ class DispenserRuntime(DeviceCore):
         )
 
     def on_online(self) -> None:
+        self._central_silent = False
         self.leasing.reset()
         self._lease_upkeep()
 
@@ -365,7 +375,10 @@ class DispenserRuntime(DeviceCore):
 
     @property
     def in_contact(self) -> bool:
-        return self.online and self.contact.minutes_offline(self.clock.time()) is None
+        """Central reachable and answering: its status online over a live link, and no
+        request left unanswered since it last showed signs of life."""
+        in_touch = self.online and self.contact.minutes_offline(self.clock.time()) is None
+        return in_touch and not self._central_silent
 
     def _on_ticket_reply(self, reply: TicketReply) -> None:
         pending = self._pending

@@ -33,7 +33,8 @@ class DispenserSection(Section):
         "en", "Language of the words printed on tickets and shown on the touch screen."
     )
     timezone: str = option(
-        "Europe/Warsaw", "Site time zone for the date and time printed on tickets."
+        "UTC",
+        "Site time zone of the date and time on tickets (as central's `[queue] timezone`).",
     )
     status_url: str = option(
         "",
@@ -118,8 +119,10 @@ class DisplaySection(Section):
         "empty: SDL's choice.",
     )
     language: LANGUAGES = option("en", "Language of the board's words and announcements.")
-    timezone: str = option("Europe/Warsaw", "Site time zone for the clock.")
-    recent: int = option(8, "Last calls shown.", ge=0, le=50)
+    timezone: str = option("UTC", "Site time zone for the clock (as central's `[queue] timezone`).")
+    recent: int = option(
+        6, "Last calls shown at most (central sends `[queue] recent_calls`).", ge=0, le=50
+    )
     highlight_seconds: float = option(
         10.0, "A new call stands out this long.", unit="s", ge=0, le=300
     )

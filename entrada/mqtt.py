@@ -196,7 +196,7 @@ class MqttLink:
                     first = False
                 else:
                     self._client.reconnect()
-                _no_delay(self._client)
+                no_delay(self._client)
                 while not self._stop.is_set():
                     rc = self._client.loop(timeout=0.1)
                     established = established or self._connected
@@ -273,7 +273,7 @@ class MqttLink:
         )
 
 
-def _no_delay(client: paho.Client) -> None:
+def no_delay(client: paho.Client) -> None:
     """Turn Nagle's algorithm off: an event batch or an ack is one small write that must go
     now, not after the peer's delayed ACK (tens of ms per hop on loopback and LAN)."""
     sock = client.socket()

@@ -151,9 +151,10 @@ class BoardService(BaseModel):
 
 
 class QueueBoard(Message):
-    """The whole board, retained: current calls (one per counter, newest first), the last
-    calls, and per service the waiting count and estimated wait. ``seq`` grows with every
-    change, so a display ignores an older board that arrives late."""
+    """The whole board, retained: current calls (one per counter holding a ticket, in the order
+    of central's counters), the last calls (newest first), and per service the waiting
+    count and estimated wait. ``seq`` grows with every change, so a display ignores an
+    older board that arrives late."""
 
     type: Literal["queue_board"] = "queue_board"
     seq: int = Field(ge=0)

@@ -28,6 +28,7 @@ from paho.mqtt.properties import Properties
 
 from entrada import protocol
 from entrada.errors import EntradaError
+from entrada.mqtt import no_delay
 from entrada.protocol_queue import QueueOp, QueueOpResult, QueueTopics
 from entrada.site import Site, _ro
 from entrada.tcp_proxy import TcpProxy
@@ -235,9 +236,13 @@ class Staff:
             paho.CallbackAPIVersion.VERSION2, client_id=self.name, protocol=paho.MQTTv5
         )
         self._client.on_message = self._on_message
-        self._client.on_connect = lambda c, *_: c.subscribe(self.reply_topic, qos=1)
+        self._client.on_connect = self._on_connect
         self._client.connect(host, port)
         self._client.loop_start()
+
+    def _on_connect(self, client: paho.Client, *_: Any) -> None:
+        no_delay(client)  # a counter's operation is one small write: send it now
+        client.subscribe(self.reply_topic, qos=1)
 
     def _on_message(self, client: Any, userdata: Any, msg: paho.MQTTMessage) -> None:
         correlation = getattr(msg.properties, "CorrelationData", None)

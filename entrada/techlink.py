@@ -31,7 +31,7 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from entrada import config as configlib
 from entrada.errors import ConfigError, EntradaError
-from entrada.mqtt import Incoming
+from entrada.mqtt import Incoming, no_delay
 from entrada.settings_common import MqttSection
 
 #: A provisioned service account's ``mqtt.toml`` (``--account``).
@@ -133,6 +133,8 @@ class TechLink:
     ) -> None:
         if reason.is_failure:
             self._refused = str(reason)
+        else:
+            no_delay(client)  # one small request each: do not wait for a delayed ACK
         self._connected.set()
 
     def _on_disconnect(

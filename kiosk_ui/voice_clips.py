@@ -15,7 +15,7 @@ digits follow each other at a natural pace. The chime is synthesised here with `
 and ``math`` (no numpy). Every file is written to a temporary name and renamed into
 place, so a board that reads the folder while it is being prepared never sees half a WAV.
 
-    python -m kiosk_ui.voice_clips /var/lib/entrada/clips --languages en,pl
+    python -m kiosk_ui.voice_clips /var/lib/entrada/voice --languages en,pl
 """
 
 from __future__ import annotations
@@ -198,6 +198,8 @@ def _write_wav(target: Path, samples: array.array[int], rate: int) -> Path:
         data.byteswap()
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.stem}-", suffix=".wav", dir=target.parent)
+    # mkstemp makes it 0600: the board's daemon (its own user) must read what root prepared.
+    os.fchmod(fd, 0o644)
     try:
         with os.fdopen(fd, "wb") as raw, wave.open(raw, "wb") as wav:
             wav.setnchannels(1)

@@ -374,7 +374,7 @@ class QueueEngine:
                 continue
             missing = wanted - call.shown.keys()
             if missing:
-                found.append(Unconfirmed(call, missing))
+                found.append(Unconfirmed(call, frozenset(missing)))
         found.reverse()
         return found
 

@@ -164,7 +164,8 @@ def test_a_call_no_board_confirmed_is_reported_once(
     desk: QueueDesk, caplog: pytest.LogCaptureFixture
 ) -> None:
     sent = Sent()
-    desk.displays.update({"board-1", "board-2"})
+    for board in ("board-1", "board-2"):
+        desk.display_status(board, "online", NOW - 60)
     reply = issue(desk, sent, "r1")
     desk.on_events("disp-1", [event(TICKET_PRINTED, {"ticket_id": reply.ticket_id}, 1)], NOW)
     staff(desk, "sign_in", "s1", counter="c1", staff="ann")
@@ -178,3 +179,17 @@ def test_a_call_no_board_confirmed_is_reported_once(
         desk.pump(sent, later, 200.0)
     lines = [r.getMessage() for r in caplog.records if "not confirmed" in r.getMessage()]
     assert lines == [f"call {call_id} (A001 to counter c1) not confirmed by board-2"]
+
+
+def test_a_board_is_asked_only_for_the_calls_made_while_it_was_online(desk: QueueDesk) -> None:
+    sent = Sent()
+    desk.display_status("board-1", "online", NOW - 60)
+    desk.display_status("board-late", "online", NOW + 10)  # joined after the call
+    desk.display_status("board-gone", "online", NOW - 7200)
+    desk.display_status("board-gone", "offline", NOW - 5000)  # retired long before
+    reply = issue(desk, sent, "r1")
+    desk.on_events("disp-1", [event(TICKET_PRINTED, {"ticket_id": reply.ticket_id}, 1)], NOW)
+    staff(desk, "sign_in", "s1", counter="c1", staff="ann")
+    staff(desk, "call_next", "n1", counter="c1")
+
+    assert [u.missing for u in desk.unconfirmed(NOW + 120)] == [frozenset({"board-1"})]

@@ -389,3 +389,24 @@ def test_the_daemon_builds_a_dispenser_on_a_simulated_printer(tmp_path, broker):
     finally:
         rt.store.close()
         rt.close_drivers()
+
+
+def test_after_central_went_silent_presses_use_leases_at_once_until_it_shows_life(central, make):
+    rig = make(request_timeout=0.3)
+    wait_leases(rig, BOTH_TODAY)
+    central.ticket_mode = "silent"
+
+    rig.press()  # waits out the timeout once
+    first = rig.next_outcome()
+    rig.press()  # not asked again: straight to the leased numbers
+    second = rig.next_outcome()
+    asked_while_silent = len(central.ticket_requests())
+    central.ticket_mode = "answer"
+    central.publish_board()  # central published: it is alive again
+    assert wait_until(lambda: rig.rt.in_contact, 5)
+    rig.press()
+    third = rig.next_outcome()
+
+    assert [first[0], second[0]] == [TicketOutcome.ISSUED_OFFLINE] * 2
+    assert asked_while_silent == 1
+    assert third[0] == TicketOutcome.ISSUED
