@@ -55,7 +55,7 @@ from controller.dispenser_checkin import Scan, is_checkin_code, refusal, same_sc
 from controller.dispenser_parts import DispenserCounters, DispenserDrivers, Pending
 from controller.dispenser_screen_loop import ScreenLoop, dispenser_view
 from controller.inputs import Press
-from controller.leases import LeaseBook, LeaseKeeper
+from controller.leases import InFlight, LeaseBook, LeaseKeeper
 from controller.roles.dispenser import DayView, format_number, wait_minutes
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore
@@ -120,6 +120,7 @@ class DispenserRuntime(DeviceCore):
         )
         self.queue = QueueTopics(self.topics)
         self.leases = LeaseBook(store.conn)
+        self.inflight = InFlight(store.conn)
         self.board: QueueBoard | None = None
         self.counters = DispenserCounters()
         self._pending: Pending | None = None
@@ -164,6 +165,7 @@ class DispenserRuntime(DeviceCore):
     def start(self) -> None:
         """The screen (main thread), the buttons, the scanner, the printer's state, then
         the link. A scanner that does not start costs check-in only: it is logged."""
+        self._recover_in_flight()
         if self.screen is not None:
             self.screen.open()
         if self.drivers.buttons is not None:
@@ -283,6 +285,7 @@ class DispenserRuntime(DeviceCore):
     def on_store_rebuilt(self) -> None:
         # The rebuilt store has no leases (see controller/leases.py): ask for new blocks.
         self.leases = LeaseBook(self.store.conn)
+        self.inflight = InFlight(self.store.conn)
         self.leasing.reset()
         self._lease_upkeep()
 
@@ -421,8 +424,7 @@ class DispenserRuntime(DeviceCore):
             "offline": False,
             **checkin,
         }
-        if self._print(ticket):
-            self.emit(TICKET_PRINTED, event)
+        if self._print_recorded(ticket, event):
             self._outcome(TicketOutcome.ISSUED, event)
         else:
             self.emit(TICKET_VOIDED, {"ticket_id": reply.ticket_id, "reason": "print_failed"})
@@ -439,9 +441,6 @@ class DispenserRuntime(DeviceCore):
         text = format_number(line.prefix, number, line.digits)
         ticket_id = f"{business_day}:{service}:{number}"
         ticket = self._spec(service, text, issued_at, line.waiting, line.est_wait_s, ticket_id)
-        if not self._print(ticket):
-            self._outcome(TicketOutcome.PRINT_FAILED, {"service": service})
-            return
         event = {
             "ticket_id": ticket_id,
             "request_id": None,
@@ -452,10 +451,39 @@ class DispenserRuntime(DeviceCore):
             "priority": priority,
             "offline": True,
         }
-        self.emit(
-            TICKET_PRINTED, event, extra=lambda: self.leases.use(service, business_day, number)
-        )
+        if not self._print_recorded(ticket, event):
+            self._outcome(TicketOutcome.PRINT_FAILED, {"service": service})
+            return
         self._outcome(TicketOutcome.ISSUED_OFFLINE, event)
+
+    def _print_recorded(self, ticket: TicketSpec, event: dict[str, Any]) -> bool:
+        """Print with the ticket held in flight (see controller/leases.py InFlight); on
+        success its event (and, offline, the leased number's use) commit together."""
+        self.inflight.hold(event)
+        if not self._print(ticket):
+            self.inflight.release(event["ticket_id"])
+            return False
+        self._record_printed(event)
+        return True
+
+    def _record_printed(self, event: dict[str, Any]) -> None:
+        def commit() -> None:
+            self.inflight.release(event["ticket_id"])
+            if event["offline"]:
+                _day, service, number = event["ticket_id"].split(":")
+                self.leases.use(service, event["business_day"], int(number))
+
+        self.emit(TICKET_PRINTED, event, extra=commit)
+
+    def _recover_in_flight(self) -> None:
+        """Tickets a power cut caught mid-print count as printed (the customer may hold
+        one): their numbers are never issued again."""
+        for event in self.inflight.left_over():
+            logger.warning(
+                "ticket %s was printing when the dispenser stopped: counted as printed",
+                event["number"],
+            )
+            self._record_printed({**event, "recovered": True})
 
     def _service_line(self, service: str) -> Any:
         board = self.board

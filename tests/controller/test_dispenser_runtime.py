@@ -5,6 +5,8 @@ Online numbers from the fake central start at 1 ("A001"); leased blocks start at
 a printed number tells which way it came.
 """
 
+import json
+import sqlite3
 import time
 
 import pytest
@@ -410,3 +412,42 @@ def test_after_central_went_silent_presses_use_leases_at_once_until_it_shows_lif
     assert [first[0], second[0]] == [TicketOutcome.ISSUED_OFFLINE] * 2
     assert asked_while_silent == 1
     assert third[0] == TicketOutcome.ISSUED
+
+
+def test_a_ticket_caught_mid_print_by_a_power_cut_counts_as_printed(central, make, tmp_path):
+    rig = make()
+    wait_leases(rig, BOTH_TODAY)
+    go_offline(central, rig)
+    db = rig.rt.store.path
+    rig.stop()
+    # The power went while A500 was printing: held in flight, its event never committed.
+    in_flight = {
+        "ticket_id": f"{DAY}:A:500",
+        "request_id": None,
+        "service": "A",
+        "number": "A500",
+        "business_day": DAY,
+        "issued_at": time.time(),
+        "priority": False,
+        "offline": True,
+    }
+    conn = sqlite3.connect(db)
+    conn.execute(
+        "INSERT INTO queue_inflight (ticket_id, event) VALUES (?, ?)",
+        (in_flight["ticket_id"], json.dumps(in_flight)),
+    )
+    conn.commit()
+    conn.close()
+
+    again = make()  # rebooted, central still away
+    assert wait_until(lambda: again.rt.board is not None, 5)
+    code, detail = again.issue()
+    central.set_online(True)
+    events = central.wait_events(TICKET_PRINTED, 2)
+
+    assert (code, detail["number"]) == (TicketOutcome.ISSUED_OFFLINE, "A501")  # never A500 again
+    assert [(e["number"], e.get("recovered", False)) for e in events] == [
+        ("A500", True),
+        ("A501", False),
+    ]
+    assert again.rt.inflight.left_over() == []
