@@ -276,7 +276,10 @@ def test_a_new_config_is_tried_then_committed(tmp_path):
         first = sup.runtime
         feed(sup, desired({"gate": {"relay_pulse": 0.7}}, 2))
         assert generation(sup, 2)
-        assert wait_until(lambda: not kept(tmp_path).pending, TIMEOUT)
+        # committed, then its report kept for sending (two writes: wait for both)
+        assert wait_until(
+            lambda: not kept(tmp_path).pending and kept(tmp_path).report is not None, TIMEOUT
+        )
         runtime = sup.runtime
         store = kept(tmp_path)
 

@@ -119,7 +119,8 @@ def test_config_error_message_lists_source_and_count(tmp_path):
         ("[mqt]\nport = 1\n", "mqt: unknown key (did you mean 'mqtt'?)"),
         (
             "[zzz]\n",
-            "zzz: unknown key (known keys: device, mqtt, outbox, gate, presence, dispenser, display, drivers, simtime, log)",
+            "zzz: unknown key (known keys: device, mqtt, outbox, gate, presence, dispenser, "
+            "display, drivers, simtime, log)",
         ),
     ],
 )

@@ -88,6 +88,10 @@ def test_a_day_at_the_office(tmp_path: Path) -> None:
             DispenserSpec(d, BUTTONS, cut_off_able=(d == "disp-3"), lease_size=60)
             for d in DISPENSERS
         ],
+        # A day in minutes calls ~9 a second: announcements must keep up (a real office
+        # calls every few seconds, with clips of half a second).
+        clip_seconds=0.005,
+        announce_gap=0.0,
     )
     make_clips(tmp_path / "site" / "voice")
     with QueueSite(tmp_path / "site", setup, site_id="office") as site:
@@ -178,14 +182,22 @@ def work_the_desk(staff: Staff, desk: Desk, now: float, rnd: random.Random) -> N
     """One look at a counter: retry what went unanswered, else call, recall or finish."""
     if desk.pending is None:
         if desk.ticket is None:
-            desk.pending = ("call_next", f"{desk.counter}-{rnd.getrandbits(48):x}", {"counter": desk.counter})
+            desk.pending = (
+                "call_next",
+                f"{desk.counter}-{rnd.getrandbits(48):x}",
+                {"counter": desk.counter},
+            )
         elif now >= desk.served_at:
             if not desk.recalled and rnd.random() < 0.04:
                 desk.recalled = True  # nobody came: recall, and the next recall no-shows
                 op = "recall"
             else:
                 op = "finish_service"
-            desk.pending = (op, f"{desk.counter}-{rnd.getrandbits(48):x}", {"counter": desk.counter})
+            desk.pending = (
+                op,
+                f"{desk.counter}-{rnd.getrandbits(48):x}",
+                {"counter": desk.counter},
+            )
         else:
             return
     op, op_id, args = desk.pending
@@ -232,6 +244,6 @@ def check_the_day(site: QueueSite, staff: Staff) -> None:
         answer = staff.op("unconfirmed", timeout=2.0)
         return answer is not None and answer.result["calls"] == []
 
-    site._wait(all_confirmed, 60, "both boards confirming every call")
+    site._wait(all_confirmed, 120, "both boards confirming every call")
     for board in ("board-1", "board-2"):
         assert site.dispenser_events(board, "display.call_shown") >= CUSTOMERS * 0.9
