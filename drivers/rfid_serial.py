@@ -11,31 +11,29 @@ outside frames, a frame cut short by a new STX, an over-long frame) is dropped a
 (``frames_ok``, ``frames_rejected``, ``bytes_discarded``), with at most one warning line
 per ``warn_interval`` — never one per byte — and it never stops the reader thread.
 
-Threads: pyserial's ``serial.threaded.ReaderThread`` reads the port and hands bytes to
-:class:`FrameProtocol` (a ``FramedPacket``), which only calls the callbacks. A supervising
-thread waits for the port to be lost (USB adapter unplugged, pty master closed), reports
-``on_health(False, reason)`` once, reopens it with backoff and reports
-``on_health(True, "")`` once it is back. ``cfg.port`` may be a device or any pyserial URL
-(``socket://host:port``, ``loop://``).
+Threads (:class:`drivers.serial_link.SerialLink`): pyserial's ``ReaderThread`` reads the
+port and hands bytes to :class:`FrameProtocol` (a ``FramedPacket``), which only calls the
+callbacks. A supervising thread waits for the port to be lost (USB adapter unplugged, pty
+master closed), reports ``on_health(False, reason)`` once, reopens it with backoff and
+reports ``on_health(True, "")`` once it is back. ``cfg.port`` may be a device or any
+pyserial URL (``socket://host:port``, ``loop://``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import threading
 import time
 from collections.abc import Callable
 from functools import reduce
 from operator import xor
 
 import serial
-from serial.threaded import FramedPacket, ReaderThread
+from serial.threaded import FramedPacket
 
 from controller.settings import SerialReaderSection
 from drivers.rfid import HealthCallback, UidCallback
-from entrada.errors import DriverError
+from drivers.serial_link import LostCallback, SerialLink, ignore
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +56,6 @@ def parse_frame(body: bytes) -> str:
     return match[1].decode("ascii").upper()
 
 
-def _ignore(*_args: object) -> None:
-    return None
-
-
 class FrameProtocol(FramedPacket):
     """STX ... ETX framing that survives noise; only calls the callbacks it is given."""
 
@@ -73,9 +67,9 @@ class FrameProtocol(FramedPacket):
     def __init__(
         self,
         on_uid: Callable[[str], None],
-        on_reject: Callable[[str, bytes], None] = _ignore,
-        on_stray: Callable[[bytes], None] = _ignore,
-        on_lost: Callable[[BaseException | None], None] = _ignore,
+        on_reject: Callable[[str, bytes], None] = ignore,
+        on_stray: Callable[[bytes], None] = ignore,
+        on_lost: Callable[[BaseException | None], None] = ignore,
     ) -> None:
         super().__init__()
         self.on_uid = on_uid
@@ -126,22 +120,6 @@ class FrameProtocol(FramedPacket):
         self.on_lost(exc)
 
 
-class _ReaderThread(ReaderThread):
-    """ReaderThread that also reports errors its loop lets escape (``in_waiting``'s ioctl
-    raises a bare OSError when the device goes away)."""
-
-    protocol: FrameProtocol | None
-
-    def run(self) -> None:
-        try:
-            super().run()
-        except OSError as err:
-            self.alive = False
-            protocol, self.protocol = self.protocol, None
-            if protocol is not None:
-                protocol.connection_lost(err)
-
-
 class _RejectLog:
     """At most one warning per ``interval`` summarising what was dropped since the last."""
 
@@ -169,30 +147,19 @@ class _RejectLog:
         self._next = now + self.interval
 
 
-class SerialRfidReader:
+class SerialRfidReader(SerialLink):
     """RfidReader for a 125 kHz serial reader. ``start`` raises DriverError if the port
     cannot be opened."""
 
-    retry_initial = 0.5
-    retry_max = 10.0
     warn_interval = 60.0
-    read_timeout = 0.5
-    stop_timeout = 3.0
 
     def __init__(self, cfg: SerialReaderSection, name: str = "serial") -> None:
-        self.name = name
-        self.cfg = cfg
+        super().__init__(cfg, name, f"rfid-{name}", logger)
         self.frames_ok = 0
         self.frames_rejected = 0
         self.bytes_discarded = 0
-        self._stop = threading.Event()
-        self._lost = threading.Event()
-        self._lost_reason = ""
-        self._reader: _ReaderThread | None = None
-        self._supervisor: threading.Thread | None = None
         self._on_uid: UidCallback | None = None
         self._on_health: HealthCallback | None = None
-        self._healthy = True
         self._rejects = _RejectLog(self.where, self.warn_interval)
 
     @property
@@ -200,83 +167,25 @@ class SerialRfidReader:
         return f"serial reader on {self.cfg.port}"
 
     def start(self, on_uid: UidCallback, on_health: HealthCallback) -> None:
-        if self._supervisor is not None:
-            raise DriverError(f"{self.where} is already started")
+        self._not_started()
         self._on_uid, self._on_health = on_uid, on_health
         self._rejects.interval = self.warn_interval
-        self._stop.clear()
-        self._lost.clear()
-        self._healthy = True
-        self._connect()
-        self._supervisor = threading.Thread(
-            target=self._supervise, name=f"rfid-{self.name}-supervisor", daemon=True
-        )
-        self._supervisor.start()
-        logger.info("%s ready at %d baud", self.where, self.cfg.baudrate)
+        self._open()
 
-    def stop(self) -> None:
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is None:
+    # -- port (supervisor thread) --------------------------------------------------------
+
+    def _protocol(self, on_lost: LostCallback) -> FrameProtocol:
+        return FrameProtocol(self._frame, self._reject, self._stray, on_lost)
+
+    def _went_away(self, reason: str) -> None:
+        self._report(False, reason)
+
+    def _came_back(self) -> None:
+        self._report(True, "")
+
+    def _report(self, ok: bool, reason: str) -> None:
+        if self._on_health is None:
             return
-        self._stop.set()
-        self._lost.set()  # wake the supervisor
-        supervisor.join(self.stop_timeout)
-        self._drop_port()
-
-    # -- port ----------------------------------------------------------------------------
-
-    def _connect(self) -> None:
-        try:
-            port = serial.serial_for_url(
-                self.cfg.port, baudrate=self.cfg.baudrate, timeout=self.read_timeout
-            )
-        except (serial.SerialException, OSError, ValueError) as err:
-            raise DriverError(f"{self.where}: cannot open the port: {err}") from err
-        protocol = FrameProtocol(self._frame, self._reject, self._stray, self._connection_lost)
-        reader = _ReaderThread(port, lambda: protocol)
-        reader.name = f"rfid-{self.name}"
-        self._reader = reader
-        reader.start()
-
-    def _drop_port(self) -> None:
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            with contextlib.suppress(OSError):
-                reader.close()  # stops and joins the thread, then closes the port
-
-    def _connection_lost(self, exc: BaseException | None) -> None:
-        if self._stop.is_set():
-            return
-        self._lost_reason = str(exc) if exc else "the port was closed"
-        self._lost.set()
-
-    def _supervise(self) -> None:
-        while True:
-            self._lost.wait()
-            if self._stop.is_set():
-                return
-            self._lost.clear()
-            self._drop_port()
-            self._set_health(False, self._lost_reason)
-            retry = self.retry_initial
-            while not self._stop.wait(retry):
-                try:
-                    self._connect()
-                except DriverError as err:
-                    logger.debug("%s", err)
-                    retry = min(retry * 2, self.retry_max)
-                    continue
-                self._set_health(True, "")
-                break
-
-    def _set_health(self, ok: bool, reason: str) -> None:
-        if ok == self._healthy or self._on_health is None:
-            return
-        self._healthy = ok
-        if ok:
-            logger.info("%s is back", self.where)
-        else:
-            logger.warning("%s went away: %s (reopening)", self.where, reason)
         try:
             self._on_health(ok, reason)
         except Exception:  # a consumer bug must not kill the supervisor
@@ -286,12 +195,7 @@ class SerialRfidReader:
 
     def _frame(self, uid: str) -> None:
         self.frames_ok += 1
-        if self._on_uid is None:
-            return
-        try:
-            self._on_uid(uid)
-        except Exception:  # it would otherwise end ReaderThread's loop as a lost port
-            logger.exception("%s: the UID callback failed", self.where)
+        self._deliver(self._on_uid, uid, "UID")
 
     def _reject(self, reason: str, packet: bytes) -> None:
         self.frames_rejected += 1

@@ -9,27 +9,25 @@ A line that cannot be a code (control or non-ASCII bytes, blanks inside, over-lo
 at power-up, a scanner left in another mode) is junk: dropped and counted
 (``lines_ok``, ``lines_rejected``), with at most one warning per ``warn_interval``.
 
-Threads: pyserial's ``ReaderThread`` reads the port and calls the callback, which only
-enqueues. A supervising thread waits for the port to be lost (scanner unplugged, pty
-master closed), logs it once, reopens it with backoff and logs once when it is back. A
-port that is not there at :meth:`SerialScanner.start` is waited for the same way: the
-scanner is an extra of a dispenser (tickets are issued without it), and a USB scanner may
-show up after the daemon. ``cfg.port`` may be a device or any pyserial URL
-(``socket://host:port``, ``loop://``).
+Threads (:class:`drivers.serial_link.SerialLink`): pyserial's ``ReaderThread`` reads the
+port and calls the callback, which only enqueues. A supervising thread waits for the port
+to be lost (scanner unplugged, pty master closed), logs it once, reopens it with backoff
+and logs once when it is back. A port that is not there at :meth:`SerialScanner.start` is
+waited for the same way: the scanner is an extra of a dispenser (tickets are issued
+without it), and a USB scanner may show up after the daemon. ``cfg.port`` may be a device
+or any pyserial URL (``socket://host:port``, ``loop://``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 from collections.abc import Callable
 
-import serial
-from serial.threaded import LineReader, ReaderThread
+from serial.threaded import LineReader
 
 from controller.settings import SerialScannerSection
 from drivers.scanner import MAX_CODE, CodeCallback, normalise_code
+from drivers.serial_link import LostCallback, SerialLink, ignore
 from entrada.errors import DriverError
 from entrada.logutil import ThrottledLog
 
@@ -38,10 +36,6 @@ logger = logging.getLogger(__name__)
 #: Longest line kept while waiting for its end; the rest of a longer one is dropped.
 MAX_LINE = 4 * MAX_CODE
 _ENDS = (b"\r", b"\n")
-
-
-def _ignore(*_args: object) -> None:
-    return None
 
 
 class LineProtocol(LineReader):
@@ -53,8 +47,8 @@ class LineProtocol(LineReader):
     def __init__(
         self,
         on_code: Callable[[str], None],
-        on_junk: Callable[[str, str], None] = _ignore,
-        on_lost: Callable[[BaseException | None], None] = _ignore,
+        on_junk: Callable[[str, str], None] = ignore,
+        on_lost: Callable[[BaseException | None], None] = ignore,
     ) -> None:
         super().__init__()
         self.on_code = on_code
@@ -98,45 +92,18 @@ class LineProtocol(LineReader):
         self.on_lost(exc)
 
 
-class _ReaderThread(ReaderThread):
-    """ReaderThread that also reports errors its loop lets escape (``in_waiting``'s ioctl
-    raises a bare OSError when the device goes away)."""
-
-    protocol: LineProtocol | None
-
-    def run(self) -> None:
-        try:
-            super().run()
-        except OSError as err:
-            self.alive = False
-            protocol, self.protocol = self.protocol, None
-            if protocol is not None:
-                protocol.connection_lost(err)
-
-
-class SerialScanner:
+class SerialScanner(SerialLink):
     """Scanner on a serial port; see the module docstring."""
 
-    retry_initial = 0.5
-    retry_max = 10.0
     warn_interval = 60.0
-    read_timeout = 0.5
-    stop_timeout = 3.0
 
     def __init__(self, cfg: SerialScannerSection, name: str = "serial") -> None:
-        self.name = name
-        self.cfg = cfg
+        super().__init__(cfg, name, f"scanner-{name}", logger)
         self.lines_ok = 0
         self.lines_rejected = 0
         #: Times the port was opened again after it was lost (or missing at start).
         self.reconnects = 0
-        self._stop = threading.Event()
-        self._lost = threading.Event()
-        self._lost_reason = ""
-        self._connected = False
         self._closed = False
-        self._reader: _ReaderThread | None = None
-        self._supervisor: threading.Thread | None = None
         self._on_code: CodeCallback | None = None
         self._junk = ThrottledLog(logger, self.warn_interval)
 
@@ -144,112 +111,35 @@ class SerialScanner:
     def where(self) -> str:
         return f"scanner on {self.cfg.port}"
 
-    @property
-    def connected(self) -> bool:
-        """The port is open and being read."""
-        return self._connected
-
     def start(self, on_code: CodeCallback) -> None:
         if self._closed:
             raise DriverError(f"{self.where} is closed")
-        if self._supervisor is not None:
-            raise DriverError(f"{self.where} is already started")
+        self._not_started()
         self._on_code = on_code
         self._junk.interval = self.warn_interval
-        self._stop.clear()
-        self._lost.clear()
-        try:
-            self._connect()
-        except DriverError as err:
-            logger.warning("%s; waiting for it", err)
-            self._lost_reason = str(err)
-            self._lost.set()
-        else:
-            logger.info("%s ready at %d baud", self.where, self.cfg.baudrate)
-        self._supervisor = threading.Thread(
-            target=self._supervise, name=f"scanner-{self.name}-supervisor", daemon=True
-        )
-        self._supervisor.start()
+        self._open(wait=True)
 
     def stop(self) -> None:
-        supervisor, self._supervisor = self._supervisor, None
-        if supervisor is None:
-            return
-        self._stop.set()
-        self._lost.set()  # wake the supervisor
-        supervisor.join(self.stop_timeout)
-        self._drop_port()
+        super().stop()
         self._on_code = None
 
     def close(self) -> None:
         self.stop()
         self._closed = True
 
-    # -- port ----------------------------------------------------------------------------
+    # -- port (supervisor thread) --------------------------------------------------------
 
-    def _connect(self, again: bool = False) -> None:
-        """Open the port and start reading it (``again``: after it was lost or missing)."""
-        try:
-            port = serial.serial_for_url(
-                self.cfg.port, baudrate=self.cfg.baudrate, timeout=self.read_timeout
-            )
-        except (serial.SerialException, OSError, ValueError) as err:
-            raise DriverError(f"{self.where}: cannot open the port: {err}") from err
-        if again:  # before the first line can arrive
-            self.reconnects += 1
-            logger.info("%s is back", self.where)
-        protocol = LineProtocol(self._code, self._reject, self._connection_lost)
-        reader = _ReaderThread(port, lambda: protocol)
-        reader.name = f"scanner-{self.name}"
-        self._reader = reader
-        self._connected = True
-        reader.start()
+    def _protocol(self, on_lost: LostCallback) -> LineProtocol:
+        return LineProtocol(self._code, self._reject, on_lost)
 
-    def _drop_port(self) -> None:
-        self._connected = False
-        reader, self._reader = self._reader, None
-        if reader is not None:
-            with contextlib.suppress(OSError):
-                reader.close()  # stops and joins the thread, then closes the port
-
-    def _connection_lost(self, exc: BaseException | None) -> None:
-        self._connected = False
-        if self._stop.is_set():
-            return
-        self._lost_reason = str(exc) if exc else "the port was closed"
-        self._lost.set()
-
-    def _supervise(self) -> None:
-        while True:
-            self._lost.wait()
-            if self._stop.is_set():
-                return
-            self._lost.clear()
-            was_open = self._reader is not None
-            self._drop_port()
-            if was_open:
-                logger.warning("%s went away: %s (reopening)", self.where, self._lost_reason)
-            retry = self.retry_initial
-            while not self._stop.wait(retry):
-                try:
-                    self._connect(again=True)
-                except DriverError as err:
-                    logger.debug("%s", err)
-                    retry = min(retry * 2, self.retry_max)
-                    continue
-                break
+    def _came_back(self) -> None:
+        self.reconnects += 1
 
     # -- lines (reader thread) -----------------------------------------------------------
 
     def _code(self, code: str) -> None:
         self.lines_ok += 1
-        on_code = self._on_code
-        if on_code is None:
-            return
-        try:
-            on_code(code)
-        except Exception:  # it would otherwise end ReaderThread's loop as a lost port
-            logger.exception("%s: the code callback failed", self.where)
+        self._deliver(self._on_code, code, "code")
 
     def _reject(self, reason: str, sample: str) -> None:
         self.lines_rejected += 1

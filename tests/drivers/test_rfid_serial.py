@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
 import re
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import reduce
 from operator import xor
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from serial_rig import WAIT, PortServer, chunked, pty_pair, quick_drivers
 
 from controller.settings import SerialReaderSection
 from drivers.rfid import RfidReader
 from drivers.rfid_serial import FrameProtocol, SerialRfidReader, parse_frame
 from entrada.errors import DriverError
-
-WAIT = 5.0
 
 
 def frame(digits: str, *, checksum: int | None = None, tail: bytes = b"") -> bytes:
@@ -90,7 +87,7 @@ def test_garbage_between_frames_is_skipped() -> None:
 def test_a_frame_written_byte_by_byte_is_read() -> None:
     data = frame("0123456789", tail=b"\r\n")
 
-    uids, _ = decode(*(data[i : i + 1] for i in range(len(data))))
+    uids, _ = decode(*chunked(data, 1))
 
     assert uids == ["0123456789"]
 
@@ -128,7 +125,7 @@ _digits = st.text("0123456789ABCDEF", min_size=10, max_size=10)
 def test_every_valid_frame_survives_junk_and_any_chunking(pairs, chunk: int) -> None:
     data = b"".join(junk + frame(digits) for junk, digits in pairs)
 
-    uids, _ = decode(*(data[i : i + chunk] for i in range(0, len(data), chunk)))
+    uids, _ = decode(*chunked(data, chunk))
 
     expected = iter(uids)  # junk may hold frames of its own: a subsequence, in order
     assert all(any(u == digits for u in expected) for _, digits in pairs)
@@ -140,13 +137,8 @@ def test_every_valid_frame_survives_junk_and_any_chunking(pairs, chunk: int) -> 
 @pytest.fixture
 def pty() -> Iterator[tuple[int, str]]:
     """(master fd, slave tty name); the test writes to the master as the reader would."""
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    fds = {master, slave}
-    yield master, name
-    for fd in fds:
-        with contextlib.suppress(OSError):  # the test may have closed the master
-            os.close(fd)
+    with pty_pair() as pair:
+        yield pair
 
 
 @pytest.fixture
@@ -155,18 +147,12 @@ def sink() -> Sink:
 
 
 @pytest.fixture
-def make_reader() -> Iterator[object]:
-    made: list[SerialRfidReader] = []
-
+def make_reader() -> Iterator[Callable[[str], SerialRfidReader]]:
     def make(port: str) -> SerialRfidReader:
-        reader = SerialRfidReader(SerialReaderSection(port=port))
-        reader.retry_initial, reader.retry_max = 0.02, 0.1
-        made.append(reader)
-        return reader
+        return SerialRfidReader(SerialReaderSection(port=port))
 
-    yield make
-    for reader in made:
-        reader.stop()
+    with quick_drivers(make, SerialRfidReader.stop) as quick:
+        yield quick
 
 
 def test_is_an_rfid_reader() -> None:
@@ -245,27 +231,8 @@ def test_a_failing_uid_callback_does_not_lose_the_port(make_reader, pty, sink, c
 # ------------------------------------------------------------------ reconnecting over TCP
 
 
-class ReaderServer:
-    """A TCP port a serial-over-network reader would listen on; restartable on its port."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
-        self.listener.settimeout(WAIT)
-        self.port = self.listener.getsockname()[1]
-        self.conn: socket.socket | None = None
-
-    def accept(self) -> socket.socket:
-        self.conn, _ = self.listener.accept()
-        return self.conn
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
-
-
 def test_the_reader_comes_back_when_the_port_does(make_reader, sink) -> None:
-    server = ReaderServer()
+    server = PortServer()
     reader = make_reader(f"socket://127.0.0.1:{server.port}")
     reader.start(sink.on_uid, sink.on_health)
     server.accept().sendall(frame("0123456789"))
@@ -273,7 +240,7 @@ def test_the_reader_comes_back_when_the_port_does(make_reader, sink) -> None:
 
     server.close()
     down = sink.health.get(timeout=WAIT)
-    server = ReaderServer(server.port)
+    server = PortServer(server.port)
     server.accept().sendall(frame("AABBCCDDEE"))
     up = sink.health.get(timeout=WAIT)
     second = sink.uids.get(timeout=WAIT)

@@ -2,24 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import queue
-import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from serial_rig import WAIT, PortServer, chunked, free_port, pty_pair, quick_drivers
 
 from controller.settings import SerialScannerSection
 from drivers.scanner import MAX_CODE, Scanner, normalise_code
 from drivers.scanner_serial import MAX_LINE, LineProtocol, SerialScanner
 from entrada.errors import DriverError
 from entrada.site import wait_until
-
-WAIT = 5.0
 
 
 def decode(*chunks: bytes) -> tuple[list[str], list[str]]:
@@ -62,7 +59,7 @@ def test_each_line_end_gives_one_code_per_line(end: bytes) -> None:
 
 def test_a_line_written_byte_by_byte_is_read_once_ended() -> None:
     data = b"0042AB\r\n"
-    codes, _ = decode(*(data[i : i + 1] for i in range(len(data))))
+    codes, _ = decode(*chunked(data, 1))
 
     assert codes == ["0042AB"]
     assert decode(b"0042AB") == ([], [])  # not ended: not yet a scan
@@ -91,7 +88,7 @@ def test_the_tail_of_an_over_long_line_is_no_code() -> None:
 @settings(max_examples=300, deadline=None, database=None)
 @given(st.binary(max_size=400), st.integers(min_value=1, max_value=9))
 def test_arbitrary_bytes_never_crash_and_give_only_normal_codes(data: bytes, chunk: int) -> None:
-    codes, _ = decode(*(data[i : i + chunk] for i in range(0, len(data), chunk)))
+    codes, _ = decode(*chunked(data, chunk))
 
     for code in codes:
         assert normalise_code(code) == code
@@ -112,27 +109,17 @@ class Sink:
 @pytest.fixture
 def pty() -> Iterator[tuple[int, str]]:
     """(master fd, slave tty name); the test writes to the master as the scanner would."""
-    master, slave = os.openpty()
-    name = os.ttyname(slave)
-    yield master, name
-    for fd in (master, slave):
-        with contextlib.suppress(OSError):  # the test may have closed the master
-            os.close(fd)
+    with pty_pair() as pair:
+        yield pair
 
 
 @pytest.fixture
-def make_scanner() -> Iterator[object]:
-    made: list[SerialScanner] = []
-
+def make_scanner() -> Iterator[Callable[[str], SerialScanner]]:
     def make(port: str) -> SerialScanner:
-        scanner = SerialScanner(SerialScannerSection(port=port))
-        scanner.retry_initial, scanner.retry_max = 0.02, 0.1
-        made.append(scanner)
-        return scanner
+        return SerialScanner(SerialScannerSection(port=port))
 
-    yield make
-    for scanner in made:
-        scanner.close()
+    with quick_drivers(make, SerialScanner.close) as quick:
+        yield quick
 
 
 def test_is_a_scanner() -> None:
@@ -221,35 +208,10 @@ def test_stop_and_close_before_start_are_harmless() -> None:
 # ------------------------------------------------------------------ reconnecting over TCP
 
 
-class ScannerServer:
-    """A TCP port a serial-over-network scanner would listen on; restartable on its port."""
-
-    def __init__(self, port: int = 0) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(WAIT)
-        self.port = self.listener.getsockname()[1]
-        self.conn: socket.socket | None = None
-
-    def accept(self) -> socket.socket:
-        self.conn, _ = self.listener.accept()
-        return self.conn
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_the_scanner_comes_back_when_the_port_does(make_scanner, caplog) -> None:
     caplog.set_level(logging.INFO, logger="drivers.scanner_serial")
     sink = Sink()
-    server = ScannerServer()
+    server = PortServer()
     scanner = make_scanner(f"socket://127.0.0.1:{server.port}")
     scanner.start(sink.on_code)
     server.accept().sendall(b"123456\r")
@@ -257,7 +219,7 @@ def test_the_scanner_comes_back_when_the_port_does(make_scanner, caplog) -> None
 
     server.close()  # unplugged
     assert wait_until(lambda: not scanner.connected, WAIT)
-    server = ScannerServer(server.port)  # plugged in again
+    server = PortServer(server.port)  # plugged in again
     server.accept().sendall(b"654321\r")
     second = sink.codes.get(timeout=WAIT)
     server.close()
@@ -276,7 +238,7 @@ def test_a_port_missing_at_start_is_waited_for(make_scanner, caplog) -> None:
 
     assert not scanner.connected
     assert "cannot open the port" in caplog.text
-    server = ScannerServer(port)
+    server = PortServer(port)
     server.accept().sendall(b"123456\r")
     assert sink.codes.get(timeout=WAIT) == "123456"
     assert scanner.reconnects == 1
