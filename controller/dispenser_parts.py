@@ -1,14 +1,21 @@
-"""The dispenser's plain parts: its drivers, a request waiting for central, its counters."""
+"""The dispenser's plain parts: its drivers, a request waiting for central, its counters,
+and the face of its tickets."""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
 
+from controller.roles.dispenser import wait_minutes
 from drivers.buttons import Buttons
 from drivers.outputs import Indicator
-from drivers.printer import TicketPrinter
+from drivers.printer import TicketPrinter, TicketSpec
 from drivers.scanner import Scanner
+from entrada.protocol_queue import QueueBoard
+from kiosk_ui.words import ticket_labels
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +63,45 @@ class DispenserDrivers:
                 part.close()
             except Exception:  # fail-safe: every part gets its close
                 logger.exception("closing the %s failed", name)
+
+
+class TicketFace:
+    """What a ticket says, from the dispenser's settings (site name, zone, language,
+    status page) and the board central last published (service names)."""
+
+    def __init__(self, section: Any) -> None:
+        self.d = section
+        self.zone = ZoneInfo(section.timezone)
+        self.labels = ticket_labels(section.language)
+
+    def site_name(self, board: QueueBoard | None) -> str:
+        return str(self.d.site_name) or (board.site_name if board else "")
+
+    def ticket(
+        self,
+        board: QueueBoard | None,
+        service: str,
+        number: str,
+        issued_at: float,
+        ahead: int,
+        est_wait_s: int | None,
+        ticket_id: str | None,
+        footer: str = "",
+    ) -> TicketSpec:
+        line = next((s for s in board.services if s.service == service), None) if board else None
+        url = (
+            self.d.status_url.replace("{ticket}", ticket_id)
+            if self.d.status_url and ticket_id
+            else None
+        )
+        return TicketSpec(
+            site_name=self.site_name(board),
+            service_name=line.name if line is not None else service,
+            number=number,
+            issued_at=datetime.fromtimestamp(issued_at, self.zone),
+            ahead=ahead,
+            est_wait_minutes=wait_minutes(est_wait_s),
+            qr_url=url,
+            labels=self.labels,
+            footer=footer,
+        )

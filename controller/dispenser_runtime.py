@@ -38,9 +38,7 @@ import logging
 import secrets
 from collections import deque
 from collections.abc import Callable
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from controller.clock import Clock
 from controller.commands import (
@@ -52,11 +50,11 @@ from controller.commands import (
 )
 from controller.device_core import IDENTIFY_SIGNAL, DeviceCore
 from controller.dispenser_checkin import Scan, is_checkin_code, refusal, same_scan
-from controller.dispenser_parts import DispenserCounters, DispenserDrivers, Pending
+from controller.dispenser_parts import DispenserCounters, DispenserDrivers, Pending, TicketFace
 from controller.dispenser_screen_loop import ScreenLoop, dispenser_view
 from controller.inputs import Press
 from controller.leases import InFlight, LeaseBook, LeaseKeeper
-from controller.roles.dispenser import DayView, format_number, wait_minutes
+from controller.roles.dispenser import DayView, format_number
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore
 from drivers.printer import PrintError, PrinterStatus, TicketSpec
@@ -73,7 +71,7 @@ from entrada.protocol_queue import (
     TicketReply,
     TicketRequest,
 )
-from kiosk_ui.words import Words, ticket_labels
+from kiosk_ui.words import Words
 
 if TYPE_CHECKING:
     from kiosk_ui.dispenser_model import DispenserView
@@ -138,8 +136,7 @@ class DispenserRuntime(DeviceCore):
             self.d,
             lambda r: self.publish(self.queue.request(self.device_id), protocol.encode(r)),
         )
-        self._zone = ZoneInfo(self.d.timezone)
-        self._labels = ticket_labels(self.d.language)
+        self.face = TicketFace(self.d)
         self._appointment_word = Words(self.d.language).get("ticket.appointment")
         self._on_outcome = on_outcome or (lambda _code, _detail: None)
         #: The touch screen (``dispenser.screen = "touch"``); None: push buttons only.
@@ -404,7 +401,8 @@ class DispenserRuntime(DeviceCore):
             return
         # A check-in's service is the appointment's, as central says.
         service = reply.service if pending.checkin else pending.service
-        ticket = self._spec(
+        ticket = self.face.ticket(
+            self.board,
             service,
             reply.number,
             pending.issued_at,
@@ -440,7 +438,9 @@ class DispenserRuntime(DeviceCore):
         business_day = day.day_at(issued_at)
         text = format_number(line.prefix, number, line.digits)
         ticket_id = f"{business_day}:{service}:{number}"
-        ticket = self._spec(service, text, issued_at, line.waiting, line.est_wait_s, ticket_id)
+        ticket = self.face.ticket(
+            self.board, service, text, issued_at, line.waiting, line.est_wait_s, ticket_id
+        )
         event = {
             "ticket_id": ticket_id,
             "request_id": None,
@@ -493,30 +493,6 @@ class DispenserRuntime(DeviceCore):
 
     # ------------------------------------------------------------------ printing
 
-    def _spec(
-        self,
-        service: str,
-        number: str,
-        issued_at: float,
-        ahead: int,
-        est_wait_s: int | None,
-        ticket_id: str,
-        footer: str = "",
-    ) -> TicketSpec:
-        line = self._service_line(service)
-        url = self.d.status_url.replace("{ticket}", ticket_id) if self.d.status_url else None
-        return TicketSpec(
-            site_name=self.d.site_name or (self.board.site_name if self.board else ""),
-            service_name=line.name if line is not None else service,
-            number=number,
-            issued_at=datetime.fromtimestamp(issued_at, self._zone),
-            ahead=ahead,
-            est_wait_minutes=wait_minutes(est_wait_s),
-            qr_url=url,
-            labels=self._labels,
-            footer=footer,
-        )
-
     def _print(self, ticket: TicketSpec) -> bool:
         try:
             self.drivers.printer.print_ticket(ticket)
@@ -552,17 +528,7 @@ class DispenserRuntime(DeviceCore):
 
     def _cmd_print_test(self, args: PrintTestArgs, now: float) -> CommandOutcome:
         """A test ticket down the customer's path: printer faults raised and cleared."""
-        ticket = TicketSpec(
-            site_name=self.d.site_name or (self.board.site_name if self.board else ""),
-            service_name="TEST",
-            number="TEST",
-            issued_at=datetime.fromtimestamp(now, self._zone),
-            ahead=0,
-            est_wait_minutes=None,
-            qr_url=None,
-            labels=self._labels,
-            footer=args.text,
-        )
+        ticket = self.face.ticket(self.board, "TEST", "TEST", now, 0, None, None, args.text)
         if not self._print(ticket):
             return CommandOutcome(
                 False,
