@@ -1,5 +1,6 @@
 """What every benchmark shares: statistics, the machine description, the JSON result line,
-work folders, the cached million-wristband device store, configs and an ack watcher.
+work folders, the cached million-wristband device store, configs, an ack watcher and the
+queue benchmarks' site (a private broker and a central with a ``[queue]``).
 
 A benchmark prints a readable report and, last, exactly one JSON line (:func:`emit`), so a
 script can keep ``tail -n 1`` of the output.
@@ -25,12 +26,15 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from entrada.site import wait_until as site_wait_until
+
+if TYPE_CHECKING:
+    pass
 
 SITE = "bench"
 #: Where the million-row store is kept between runs (override with ENTRADA_BENCH_CACHE).
@@ -76,6 +80,12 @@ def stats_line(label: str, st: dict[str, float], unit: str = "ms") -> str:
         f"  {label:<34} n={st['n']:<6} p50={st['p50']:.3f} p90={st['p90']:.3f} "
         f"p99={st['p99']:.3f} p99.9={st['p99_9']:.3f} max={st['max']:.3f} {unit}"
     )
+
+
+def print_stats(figures: dict[str, Any], rows: Sequence[tuple[str, str]]) -> None:
+    """A :func:`stats_line` for each ``(label, key)`` of ``rows``, from ``figures[key]``."""
+    for label, key in rows:
+        print(stats_line(label, figures[key]))
 
 
 # ------------------------------------------------------------------- machine
@@ -155,6 +165,18 @@ def machine_line(m: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------- output
+
+
+def start(title: str, expected: Sequence[str] = ()) -> dict[str, Any]:
+    """A benchmark's opening: logging quieted (:func:`quiet_logging`; the ``expected``
+    loggers only say errors, their warnings being what the run causes on purpose), then
+    the machine described and the header printed. Returns the machine (:func:`machine`)."""
+    quiet_logging()
+    for name in expected:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    m = machine()
+    header(title, m)
+    return m
 
 
 def header(title: str, m: dict[str, Any]) -> None:

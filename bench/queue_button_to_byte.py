@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import logging
 import sqlite3
 import threading
 import time
@@ -45,38 +44,22 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from bench import common
+from bench import common, queue_common
 from central.service import CentralService
-from central.settings import CentralConfig
 from controller.dispenser_runtime import DispenserDrivers, DispenserRuntime
 from controller.settings import DeviceConfig
 from controller.settings_printer import PrinterSection
 from controller.store import DeviceStore
 from drivers.printer import PrinterStatus, TicketSpec
 from drivers.printer_sim import SimPrinter
-from entrada import config as entrada_config
-from entrada.broker import PrivateBroker
 from entrada.codes import TicketOutcome
 from entrada.protocol import Topics
 from entrada.protocol_queue import QueueTopics
 
 TARGET_P99_MS = 300.0
 DISPENSER = "disp-1"
+#: The dispenser's buttons and the services of central's [queue] (queue_common.QUEUE) they issue.
 BUTTONS = {"b1": "A", "b2": "B"}
-#: Central's [queue]: two services, three counters (ranges wide enough for the run).
-QUEUE: dict[str, Any] = {
-    "timezone": "Europe/Warsaw",
-    "site_name": "Town Hall",
-    "services": [
-        {"id": "A", "name": "Passports", "prefix": "A", "last": 99_999},
-        {"id": "B", "name": "Permits", "prefix": "B", "last": 99_999},
-    ],
-    "counters": [
-        {"id": "c1", "name": "1", "services": {"A": 1.0, "B": 1.0}},
-        {"id": "c2", "name": "2", "services": {"A": 1.0}},
-        {"id": "c3", "name": "3", "services": {"B": 1.0}},
-    ],
-}
 PRINTED = (str(TicketOutcome.ISSUED), str(TicketOutcome.ISSUED_OFFLINE))
 #: Bytes on the line for a serial printer's status check (two queries and their replies).
 STATUS_QUERY_BYTES = 8
@@ -162,36 +145,19 @@ class Sniffer:
         self.client.loop_stop()
 
 
-def central_config(wd: Path, port: int) -> CentralConfig:
-    doc = common.central_config_doc(wd, port)
-    doc["queue"] = QUEUE
-    return entrada_config.validate(CentralConfig, doc, "bench")
-
-
 def dispenser_config(wd: Path, port: int) -> DeviceConfig:
     """The dispenser as an operator would configure it, with blocks big enough to issue
     the whole offline phase from."""
-    return DeviceConfig.model_validate(
-        {
-            "device": {
-                "id": DISPENSER,
-                "site": common.SITE,
-                "role": "dispenser",
-                "data_dir": str(wd / DISPENSER),
-                "run_dir": str(wd / "run"),
-            },
-            "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min": 0.2},
-            "dispenser": {
-                "site_name": "Town Hall",
-                "buttons": BUTTONS,
-                "timezone": "Europe/Warsaw",
-                "status_url": "https://queue.example.org/t/{ticket}",
-                "lease_size": 1000,
-                "lease_low": 20,
-            },
-            "drivers": {"printer": "sim"},
-            "log": {"level": "WARNING"},
-        }
+    dispenser = {
+        "site_name": "Town Hall",
+        "buttons": BUTTONS,
+        "timezone": "Europe/Warsaw",
+        "status_url": "https://queue.example.org/t/{ticket}",
+        "lease_size": 1000,
+        "lease_low": 20,
+    }
+    return queue_common.queue_device_config(
+        wd, port, DISPENSER, "dispenser", dispenser, {"printer": "sim"}
     )
 
 
@@ -302,13 +268,18 @@ def summarise(
 
 def print_phase(name: str, s: dict[str, Any]) -> None:
     print(f"-- {name}: outcomes {s['outcomes']}, ticket {s['ticket_bytes']} bytes")
-    print(common.stats_line("press -> first printer byte", s["press_to_first_byte"]))
+    rows = [("press -> first printer byte", "press_to_first_byte")]
     if "press_to_request_at_broker" in s:
-        print(common.stats_line("  press -> request at broker", s["press_to_request_at_broker"]))
-        print(common.stats_line("  central (request -> answer)", s["request_to_answer_at_broker"]))
-        print(common.stats_line("  answer -> first byte", s["answer_at_broker_to_first_byte"]))
-    print(common.stats_line("press -> last byte (ticket sent)", s["press_to_last_byte"]))
-    print(common.stats_line("press -> outcome (event committed)", s["press_to_outcome"]))
+        rows += [
+            ("  press -> request at broker", "press_to_request_at_broker"),
+            ("  central (request -> answer)", "request_to_answer_at_broker"),
+            ("  answer -> first byte", "answer_at_broker_to_first_byte"),
+        ]
+    rows += [
+        ("press -> last byte (ticket sent)", "press_to_last_byte"),
+        ("press -> outcome (event committed)", "press_to_outcome"),
+    ]
+    common.print_stats(s, rows)
 
 
 def main() -> None:
@@ -332,25 +303,20 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.presses, args.warmup, args.baud_presses, args.silent_presses = 60, 5, 10, 3
-    common.quiet_logging()
-    for expected in ("controller.store", "central.config_publisher"):  # a fresh store, no key
-        logging.getLogger(expected).setLevel(logging.ERROR)
-    m = common.machine()
-    common.header("queue: button -> first printer byte", m)
+    m = common.start(
+        "queue: button -> first printer byte",
+        expected=("controller.store", "central.config_publisher"),  # a fresh store, no key
+    )
     interval = args.interval_ms / 1000
 
-    with common.workdir("queue-press", args.keep) as wd:
-        broker = PrivateBroker(wd)
-        broker.start()
-        service: CentralService | None = None
+    with (
+        common.workdir("queue-press", args.keep) as wd,
+        queue_common.queue_site(wd) as (broker, service),
+    ):
         rt: DispenserRuntime | None = None
         thread: threading.Thread | None = None
         sniffer: Sniffer | None = None
         try:
-            service = CentralService(central_config(wd, broker.port))
-            service.start()
-            if not service.wait_ready(20):
-                raise RuntimeError("central did not connect to the broker")
             sniffer = Sniffer(broker.port)
             cfg = dispenser_config(wd, broker.port)
             printer = TimedPrinter(cfg.drivers.escpos)
@@ -405,9 +371,6 @@ def main() -> None:
                 thread.join(15)
             if sniffer is not None:
                 sniffer.close()
-            if service is not None:
-                service.stop()
-            broker.stop()
     counters = {
         "presses": rt.counters.presses,
         "outcomes": dict(rt.counters.outcomes),

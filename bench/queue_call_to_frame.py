@@ -33,7 +33,6 @@ orientation runs on a fresh broker, central and store.
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import threading
@@ -43,36 +42,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import common
+from bench import common, queue_common
 from central.queue.ops import IssueTicket, TicketPrinted
 from central.service import CentralService
-from central.settings import CentralConfig
 from controller.display_runtime import DisplayRuntime, FrameHooks
 from controller.settings import DeviceConfig
 from controller.store import DeviceStore
-from entrada import config as entrada_config
-from entrada.broker import PrivateBroker
 from entrada.mqtt import Incoming
 from entrada.protocol_queue import QueueBoard
 from entrada.site_queue import Staff
 
 TARGET_P99_MS = 250.0
+#: The counters of central's [queue] (queue_common.QUEUE: two services, c1 serves both).
 COUNTERS = ("c1", "c2", "c3")
-#: Central's [queue]: two services, three counters (c1 serves both).
-QUEUE: dict[str, Any] = {
-    "timezone": "Europe/Warsaw",
-    "site_name": "Town Hall",
-    "ticker": "Opening hours: Mon-Fri 8:00-18:00",
-    "services": [
-        {"id": "A", "name": "Passports", "prefix": "A", "last": 99_999},
-        {"id": "B", "name": "Permits", "prefix": "B", "last": 99_999},
-    ],
-    "counters": [
-        {"id": "c1", "name": "1", "services": {"A": 1.0, "B": 1.0}},
-        {"id": "c2", "name": "2", "services": {"A": 1.0}},
-        {"id": "c3", "name": "3", "services": {"B": 1.0}},
-    ],
-}
+#: The board's ticker, added to queue_common.QUEUE.
+TICKER = "Opening hours: Mon-Fri 8:00-18:00"
 #: The service a new ticket is issued for after a call at each counter.
 REFILL = {"c1": "A", "c2": "A", "c3": "B"}
 WAITING = 30
@@ -139,34 +123,17 @@ class CallRecord:
     code: str
 
 
-def central_config(wd: Path, port: int) -> CentralConfig:
-    doc = common.central_config_doc(wd, port)
-    doc["queue"] = QUEUE
-    return entrada_config.validate(CentralConfig, doc, "bench")
-
-
 def display_config(wd: Path, port: int, device_id: str, orientation: str) -> DeviceConfig:
-    return DeviceConfig.model_validate(
-        {
-            "device": {
-                "id": device_id,
-                "site": common.SITE,
-                "role": "display",
-                "data_dir": str(wd / device_id),
-                "run_dir": str(wd / "run"),
-            },
-            "mqtt": {"host": "127.0.0.1", "port": port, "reconnect_min": 0.2},
-            "display": {
-                "orientation": orientation,
-                "fullscreen": False,
-                "video_driver": "dummy",
-                "timezone": "Europe/Warsaw",
-                "clips_dir": str(make_clips(wd / "clips")),
-                "announce_gap": 0.02,
-            },
-            "drivers": {"sound": "sim"},
-            "log": {"level": "WARNING"},
-        }
+    display = {
+        "orientation": orientation,
+        "fullscreen": False,
+        "video_driver": "dummy",
+        "timezone": "Europe/Warsaw",
+        "clips_dir": str(make_clips(wd / "clips")),
+        "announce_gap": 0.02,
+    }
+    return queue_common.queue_device_config(
+        wd, port, device_id, "display", display, {"sound": "sim"}
     )
 
 
@@ -352,29 +319,18 @@ def run_site(
     wd: Path, orientation: str, n: int, warmup: int, interval: float, nodelay: bool
 ) -> dict[str, Any]:
     """A fresh broker, central and staff for one orientation's run."""
-    broker = PrivateBroker(wd)
-    broker.start()
-    service: CentralService | None = None
-    staff: Staff | None = None
-    try:
-        service = CentralService(central_config(wd, broker.port))
-        service.start()
-        if not service.wait_ready(20):
-            raise RuntimeError("central did not connect to the broker")
+    with queue_common.queue_site(wd, ticker=TICKER) as (broker, service):
         staff = Staff(common.SITE, broker.port, name="bench-staff")
-        if nodelay:
-            no_delay(staff)
-        open_counters(staff)
-        issue(service, ["A", "B"] * (WAITING // 2))
-        return run_orientation(
-            wd, broker.port, service, staff, orientation, n, warmup, interval, {}
-        )
-    finally:
-        if staff is not None:
+        try:
+            if nodelay:
+                no_delay(staff)
+            open_counters(staff)
+            issue(service, ["A", "B"] * (WAITING // 2))
+            return run_orientation(
+                wd, broker.port, service, staff, orientation, n, warmup, interval, {}
+            )
+        finally:
             staff.close()
-        if service is not None:
-            service.stop()
-        broker.stop()
 
 
 def print_run(s: dict[str, Any], size: str) -> None:
@@ -384,11 +340,16 @@ def print_run(s: dict[str, Any], size: str) -> None:
         f"{s['not_drawn']}; {s['display']['frames']} frames ({s['display']['fps']}/s), "
         f"{s['display']['confirmed']} calls confirmed after their announcement"
     )
-    print(common.stats_line("call -> frame drawn", s["call_to_frame"]))
-    print(common.stats_line("  call -> board at the display", s["call_to_board_at_display"]))
-    print(common.stats_line("  board at the display -> frame", s["board_at_display_to_frame"]))
-    print(common.stats_line("call -> staff's answer", s["call_to_staff_answer"]))
-    print(common.stats_line("frame draw (every frame)", s["frame_draw"]))
+    common.print_stats(
+        s,
+        [
+            ("call -> frame drawn", "call_to_frame"),
+            ("  call -> board at the display", "call_to_board_at_display"),
+            ("  board at the display -> frame", "board_at_display_to_frame"),
+            ("call -> staff's answer", "call_to_staff_answer"),
+            ("frame draw (every frame)", "frame_draw"),
+        ],
+    )
 
 
 def main() -> None:
@@ -410,13 +371,12 @@ def main() -> None:
     os.environ["SDL_VIDEODRIVER"] = "dummy"
     os.environ["SDL_AUDIODRIVER"] = "dummy"
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-    common.quiet_logging()
     # Expected here: fresh stores, no signing key, and calls whose announcement (queued
     # behind the others at 10 calls/s) ends after central's confirm_grace.
-    for expected in ("controller.store", "central.config_publisher", "central.queue_desk"):
-        logging.getLogger(expected).setLevel(logging.ERROR)
-    m = common.machine()
-    common.header("queue: call -> display frame", m)
+    m = common.start(
+        "queue: call -> display frame",
+        expected=("controller.store", "central.config_publisher", "central.queue_desk"),
+    )
     orientations = ["landscape", "portrait"] if args.orientation == "both" else [args.orientation]
     interval = args.interval_ms / 1000
     runs: list[dict[str, Any]] = []

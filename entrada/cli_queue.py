@@ -41,28 +41,28 @@ from __future__ import annotations
 
 import argparse
 import math
-import queue
 import secrets
 import sys
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from entrada.cli_alone import run_alone
-from entrada.cli_tech import CONFIG_ENV, TechLink, add_account_option, add_config_option, connect
+from entrada.cli_tech import (
+    EXIT_CONFIG,
+    EXIT_NO_ANSWER,
+    EXIT_REFUSED,
+    add_link_options,
+    central_config,
+    seconds_up_to,
+)
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.protocol import Topics, decode, encode
 from entrada.protocol_queue import QueueOp, QueueOpResult, QueueTopics
-
-EXIT_REFUSED = 1
-EXIT_CONFIG = 2
-EXIT_NO_ANSWER = 3
+from entrada.techlink import TechLink, connect
 
 
 def _write(line: str = "") -> None:
@@ -137,30 +137,17 @@ def _duration(seconds: float | None) -> str:
 
 
 def send_op(link: TechLink, topics: Topics, op: QueueOp, *, timeout: float) -> QueueOpResult | None:
-    """Publish ``op`` on the site's op request topic and wait up to ``timeout`` for the
-    answer carrying our correlation data (None: no answer)."""
+    """Publish ``op`` on the site's op request topic (:meth:`TechLink.request`, expiring
+    after ``timeout``) and wait up to ``timeout`` for its answer (None: no answer)."""
     qt = QueueTopics(topics)
     reply_topic = f"{qt.op_reply(link.username)}/{link.client_id}"
-    link.subscribe([reply_topic])  # before the request, so the answer cannot slip by
-    correlation = secrets.token_bytes(16)
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = reply_topic
-    props.CorrelationData = correlation
-    props.MessageExpiryInterval = max(1, math.ceil(timeout))
-    link.publish(qt.op_request, encode(op), props)
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = link.messages.get(timeout=left)
-        except queue.Empty:
-            break
-        if msg.topic != reply_topic or msg.correlation != correlation:
-            continue
-        try:
-            return decode(QueueOpResult, msg.payload)
-        except ProtocolError as err:
-            raise EntradaError(f"central answered with an unreadable result: {err}") from err
-    return None
+    msg = link.request(qt.op_request, encode(op), reply_topic, expiry=timeout, timeout=timeout)
+    if msg is None:
+        return None
+    try:
+        return decode(QueueOpResult, msg.payload)
+    except ProtocolError as err:
+        raise EntradaError(f"central answered with an unreadable result: {err}") from err
 
 
 # ------------------------------------------------------------------ the words
@@ -274,16 +261,8 @@ def unconfirmed_lines(calls: list[dict[str, Any]], tz: str) -> list[str]:
 # -------------------------------------------------------------------- commands
 
 
-def _central(args: argparse.Namespace) -> Any:
-    from central.service import load_central_config
-
-    if not args.config:
-        raise ConfigError([f"give central's config file with --config or ${CONFIG_ENV}"])
-    return load_central_config(args.config)
-
-
 def _run(args: argparse.Namespace, op_name: str, op_args: dict[str, Any]) -> int:
-    cfg = _central(args)
+    cfg = central_config(args)
     tz = cfg.queue.timezone
     if op_name == "book_appointment":
         try:
@@ -359,22 +338,14 @@ def _transfer(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------------- parser
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
-    if not 0 < value <= 3600:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 3600 seconds")
-    return value
-
-
 def _common(op: bool) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
-    add_config_option(parent)
-    add_account_option(parent)
+    add_link_options(parent)
     parent.add_argument(
-        "--timeout", type=_positive, default=10.0, help="seconds to wait for central's answer"
+        "--timeout",
+        type=seconds_up_to(3600),
+        default=10.0,
+        help="seconds to wait for central's answer",
     )
     parent.add_argument("--json", action="store_true", help="print central's answer as JSON")
     if op:

@@ -31,28 +31,23 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
-import math
 import os
 import queue
 import secrets
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from pydantic import ValidationError
 
 from entrada import protocol
 from entrada.cli_alone import run_alone
 from entrada.errors import ConfigError, EntradaError, ProtocolError
 from entrada.mqtt import Incoming
-from entrada.techlink import TechLink, add_account_option, broker_login
+from entrada.techlink import TechLink, add_account_option, connect
 
 CONFIG_ENV = "ENTRADA_CENTRAL_CONFIG"
 EXIT_CONFIG = 2
@@ -67,27 +62,13 @@ def _write(line: str = "") -> None:
     sys.stdout.flush()
 
 
-def _central(args: argparse.Namespace) -> Any:
+def central_config(args: argparse.Namespace) -> Any:
+    """Central's config, from the file ``--config`` names (:func:`add_config_option`)."""
     from central.service import load_central_config
 
     if not args.config:
         raise ConfigError([f"give central's config file with --config or ${CONFIG_ENV}"])
     return load_central_config(args.config)
-
-
-@contextmanager
-def connect(
-    cfg: Any, *, client_id: str | None = None, account: str | Path | None = None
-) -> Iterator[tuple[TechLink, protocol.Topics]]:
-    """A link to the site broker of central config ``cfg``, and the site's topics
-    (``client_id``: default a fresh ``tech-...``; other tools pass their own fresh one;
-    ``account``: a provisioned account's ``mqtt.toml``, see :func:`broker_login`)."""
-    mqtt, username = broker_login(cfg, account)
-    link = TechLink(mqtt, username, client_id).open()
-    try:
-        yield link, protocol.Topics(cfg.central.site)
-    finally:
-        link.close()
 
 
 # --------------------------------------------------------------------- commands
@@ -124,29 +105,21 @@ def send_command(
     expiry: float,
     timeout: float,
 ) -> protocol.CommandResponse | None:
-    """Publish ``request`` to ``device`` as an MQTT 5 request and wait up to ``timeout``
-    for the answer carrying our correlation data (None: no answer)."""
-    response_topic = topics.cmd_response(device)
-    link.subscribe([response_topic])  # before the request, so the answer cannot slip by
-    correlation = secrets.token_bytes(16)
-    props = Properties(PacketTypes.PUBLISH)
-    props.ResponseTopic = response_topic
-    props.CorrelationData = correlation
-    props.MessageExpiryInterval = max(1, math.ceil(expiry))
-    link.publish(topics.cmd_request(device), protocol.encode(request), props)
-    deadline = time.monotonic() + timeout
-    while (left := deadline - time.monotonic()) > 0:
-        try:
-            msg = link.messages.get(timeout=left)
-        except queue.Empty:
-            break
-        if msg.topic != response_topic or msg.correlation != correlation:
-            continue  # another requester's answer
-        try:
-            return protocol.decode(protocol.CommandResponse, msg.payload)
-        except ProtocolError as err:
-            raise EntradaError(f"{device} answered with an unreadable response: {err}") from err
-    return None
+    """Publish ``request`` to ``device`` as an MQTT 5 request (:meth:`TechLink.request`)
+    and wait up to ``timeout`` for its answer (None: no answer)."""
+    msg = link.request(
+        topics.cmd_request(device),
+        protocol.encode(request),
+        topics.cmd_response(device),
+        expiry=expiry,
+        timeout=timeout,
+    )
+    if msg is None:
+        return None
+    try:
+        return protocol.decode(protocol.CommandResponse, msg.payload)
+    except ProtocolError as err:
+        raise EntradaError(f"{device} answered with an unreadable response: {err}") from err
 
 
 def response_lines(device: str, response: protocol.CommandResponse) -> list[str]:
@@ -184,7 +157,7 @@ def _request(args: argparse.Namespace, name: str, arguments: dict[str, Any]) -> 
         problems = "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in err.errors())
         sys.stderr.write(f"entrada: not a command request: {problems}\n")
         return EXIT_CONFIG
-    cfg = _central(args)
+    cfg = central_config(args)
     with connect(cfg, account=args.account) as (link, topics):
         response = send_command(
             link, topics, args.device, request, expiry=args.expiry, timeout=args.timeout
@@ -285,7 +258,7 @@ def _cmd_devices(args: argparse.Namespace) -> int:
     from central.devconfig import config_states
     from central.service import db_path
 
-    cfg = _central(args)
+    cfg = central_config(args)
     path = db_path(cfg)
     rows = with_config_states(list_devices(path, cfg.registry.offline_after), config_states(path))
     if args.json:
@@ -397,7 +370,7 @@ def watch(
 
 
 def _cmd_watch(args: argparse.Namespace) -> int:
-    cfg = _central(args)
+    cfg = central_config(args)
     with connect(cfg, account=args.account) as (link, topics):
         try:
             return watch(
@@ -424,19 +397,32 @@ def add_config_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
-    if not 0 < value <= 86400:
-        raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and 86400 seconds")
-    return value
+def add_link_options(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and ``--account``: what a tool connecting to the site broker needs."""
+    add_config_option(parser)
+    add_account_option(parser)
+
+
+def seconds_up_to(limit: int) -> Callable[[str], float]:
+    """An argparse ``type``: a number of seconds, over 0 and at most ``limit``."""
+
+    def seconds(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from err
+        if not 0 < value <= limit:
+            raise argparse.ArgumentTypeError(f"{text!r} is not between 0 and {limit} seconds")
+        return value
+
+    return seconds
+
+
+_positive = seconds_up_to(86400)
 
 
 def _add_request_options(parser: argparse.ArgumentParser) -> None:
-    add_config_option(parser)
-    add_account_option(parser)
+    add_link_options(parser)
     parser.add_argument(
         "--timeout", type=_positive, default=10.0, help="seconds to wait for the answer"
     )
@@ -482,8 +468,7 @@ def register(subparsers: Any) -> argparse._SubParsersAction[argparse.ArgumentPar
     devices.set_defaults(func=_cmd_devices)
 
     watch_p = tsub.add_parser("watch", help="live events and statuses of the site's devices")
-    add_config_option(watch_p)
-    add_account_option(watch_p)
+    add_link_options(watch_p)
     watch_p.add_argument("--device", help="one device only")
     watch_p.add_argument(
         "--kind",

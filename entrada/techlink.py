@@ -1,7 +1,9 @@
 """The MQTT link of the technicians' and staff's tools, and the account it logs in with.
 
 :class:`TechLink` is a short-lived MQTT 5 client for one command (``entrada tech``,
-``entrada queue``). :func:`broker_login` picks its account: a provisioned service
+``entrada queue``); :meth:`TechLink.request` is their MQTT 5 request/response exchange and
+:func:`connect` opens a link to a central config's site broker. :func:`broker_login` picks
+its account: a provisioned service
 account's ``mqtt.toml`` (``--account FILE`` or ``ENTRADA_MQTT_ACCOUNT``, written by
 ``entrada provision --service NAME --kind technician|staff``), whose ``[mqtt]`` connection
 (host, port, username, password, CA) replaces the one in central's config; else central's
@@ -14,24 +16,29 @@ and names the fix. Passwords are never printed.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import queue
 import secrets
 import sys
 import threading
+import time
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from entrada import config as configlib
 from entrada.errors import ConfigError, EntradaError
 from entrada.mqtt import Incoming, no_delay
+from entrada.protocol import Topics
 from entrada.settings_common import MqttSection
 
 #: A provisioned service account's ``mqtt.toml`` (``--account``).
@@ -113,6 +120,29 @@ class TechLink:
         info.wait_for_publish(timeout)
         if not info.is_published():
             raise EntradaError(f"the broker did not take the message on {topic}")
+
+    def request(
+        self, topic: str, payload: bytes, reply_topic: str, *, expiry: float, timeout: float
+    ) -> Incoming | None:
+        """Publish ``payload`` on ``topic`` as an MQTT 5 request (ResponseTopic
+        ``reply_topic``, random CorrelationData, MessageExpiryInterval ``expiry``) and wait up
+        to ``timeout`` for the answer carrying our correlation data (None: no answer)."""
+        self.subscribe([reply_topic])  # before the request, so the answer cannot slip by
+        correlation = secrets.token_bytes(16)
+        props = Properties(PacketTypes.PUBLISH)
+        props.ResponseTopic = reply_topic
+        props.CorrelationData = correlation
+        props.MessageExpiryInterval = max(1, math.ceil(expiry))
+        self.publish(topic, payload, props)
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = self.messages.get(timeout=left)
+            except queue.Empty:
+                break
+            if msg.topic == reply_topic and msg.correlation == correlation:
+                return msg  # anything else is another requester's answer
+        return None
 
     def close(self) -> None:
         if self._connected.is_set():
@@ -214,3 +244,18 @@ def add_account_option(parser: argparse.ArgumentParser) -> None:
         help=f"your provisioned account's mqtt.toml (default ${ACCOUNT_ENV}; "
         "else central's account)",
     )
+
+
+@contextmanager
+def connect(
+    cfg: Any, *, client_id: str | None = None, account: str | Path | None = None
+) -> Iterator[tuple[TechLink, Topics]]:
+    """A link to the site broker of central config ``cfg``, and the site's topics
+    (``client_id``: default a fresh ``tech-...``; other tools pass their own fresh one;
+    ``account``: a provisioned account's ``mqtt.toml``, see :func:`broker_login`)."""
+    mqtt, username = broker_login(cfg, account)
+    link = TechLink(mqtt, username, client_id).open()
+    try:
+        yield link, Topics(cfg.central.site)
+    finally:
+        link.close()
