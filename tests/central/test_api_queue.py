@@ -3,44 +3,29 @@ central service (its owner thread, its queue desk and store) connected to a real
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from queue_desk_rig import QUEUE, T0, WARSAW, issue
 
 from central.api import create_app
-from central.queue.ops import IssueTicket, TicketPrinted
 from central.service import CentralService
 from central.settings import CentralConfig
 from entrada.broker import PrivateBroker
 
-#: 2026-03-10 09:00 Europe/Warsaw, a Tuesday.
-T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC).timestamp()
-WARSAW = ZoneInfo("Europe/Warsaw")
-QUEUE = {
-    "timezone": "Europe/Warsaw",
-    "site_name": "Town Hall",
-    "services": [
-        {"id": "reg", "name": "Registration", "prefix": "A"},
-        {"id": "pay", "name": "Payments", "prefix": "B", "last": 99},
-    ],
-    "counters": [
-        {"id": "c1", "name": "Counter 1", "services": {"reg": 1.0, "pay": 1.0}},
-        {"id": "c2", "name": "Counter 2", "services": {"pay": 1.0}},
-    ],
-}
+#: The office, named on its pages.
+TOWN_HALL = {**QUEUE, "site_name": "Town Hall"}
 
 
 @pytest.fixture
 def service(
     tmp_path: Path, broker: PrivateBroker, config_factory: Callable[..., CentralConfig]
 ) -> Iterator[CentralService]:
-    cfg = config_factory(tmp_path / "central", broker.port, queue=QUEUE)
+    cfg = config_factory(tmp_path / "central", broker.port, queue=TOWN_HALL)
     svc = CentralService(cfg, clock=lambda: T0)
     svc.start()
     assert svc.wait_ready(10)
@@ -52,25 +37,6 @@ def service(
 def client(service: CentralService) -> Iterator[TestClient]:
     with TestClient(create_app(service.db_path, clock=lambda: T0, service=service)) as c:
         yield c
-
-
-def issue(service: CentralService, svc: str, count: int = 1) -> list[str]:
-    """Tickets of ``svc`` issued and printed, as a dispenser would (on the owner thread)."""
-
-    def run() -> list[str]:
-        desk = service.desk
-        assert desk is not None
-        ids = []
-        for _ in range(count):
-            issued = desk.apply(
-                IssueTicket(op_id=uuid.uuid4().hex, service=svc, dispenser="d1", issued_at=T0), T0
-            )
-            assert issued.ticket is not None
-            desk.apply(TicketPrinted(op_id=uuid.uuid4().hex, ticket_id=issued.ticket.id), T0)
-            ids.append(issued.ticket.id)
-        return ids
-
-    return service.on_owner(run)
 
 
 def op(client: TestClient, name: str, **args: Any) -> Any:
@@ -267,7 +233,7 @@ def test_board_and_stats(service: CentralService, client: TestClient) -> None:
 def test_unavailable_queue_is_503(
     tmp_path: Path, broker: PrivateBroker, config_factory: Callable[..., CentralConfig]
 ) -> None:
-    stopped = CentralService(config_factory(tmp_path / "c", broker.port, queue=QUEUE))
+    stopped = CentralService(config_factory(tmp_path / "c", broker.port, queue=TOWN_HALL))
 
     class Slow:
         running = True

@@ -6,7 +6,9 @@ own thread and a display board driven frame by frame on the test's (main) thread
 ticket and lease requests (or refuses them, or stays silent and lets a test answer
 late), stores the devices' events keyed on (device, stream, seq) and acknowledges them so
 the outboxes drain, and keeps every retained status the devices publish. Its waits use a
-condition notified on every message: nothing sleeps.
+condition notified on every message: nothing sleeps. :func:`online_central` and
+:func:`rig_maker` are the bodies of the ``central`` and ``make`` fixtures
+(tests/controller/conftest.py's ``central`` is the plain one).
 """
 
 from __future__ import annotations
@@ -14,9 +16,9 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"  # before anything imports pygame
 os.environ["SDL_AUDIODRIVER"] = "dummy"
@@ -56,6 +58,8 @@ SERVICES = (
     BoardService(service="A", name="Passports", prefix="A", digits=3, waiting=2, est_wait_s=300),
     BoardService(service="B", name="Permits", prefix="B", digits=3, waiting=0, est_wait_s=None),
 )
+
+R = TypeVar("R")
 
 
 def _base(tmp_path: Path, port: int, device_id: str, role: str) -> dict[str, Any]:
@@ -380,6 +384,36 @@ class FakeCentral:
             streams[stream] = seq
         ack = protocol.Ack(device=device, streams=streams, ts=time.time())
         self.c.publish(self.topics.ack(device), protocol.encode(ack), qos=1, retain=True)
+
+
+def online_central(central: FakeCentral) -> Iterator[FakeCentral]:
+    """A ``central`` fixture's body (``yield from``): ``central`` online with the board
+    published, closed after the test."""
+    central.set_online(True)
+    central.publish_board()
+    yield central
+    central.close()
+
+
+def rig_maker(
+    start: Callable[..., R],
+    stop: Callable[[R], object],
+    ready: Callable[[R], object] | None = None,
+) -> Iterator[Callable[..., R]]:
+    """A ``make`` fixture's body (``yield from``): ``make(**options)`` is ``start``'s rig,
+    then ``ready(rig)`` if given; every rig started is stopped with ``stop`` after the test."""
+    rigs: list[R] = []
+
+    def make(**options: Any) -> R:
+        rig = start(**options)
+        rigs.append(rig)
+        if ready is not None:
+            ready(rig)
+        return rig
+
+    yield make
+    for rig in rigs:
+        stop(rig)
 
 
 # --------------------------------------------------------------- dispenser

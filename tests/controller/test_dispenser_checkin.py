@@ -9,7 +9,15 @@ it came; a check-in never takes a leased number.
 from __future__ import annotations
 
 import pytest
-from queue_rig import DAY, DispenserRig, FakeCentral, dispenser_config, wait_leases
+from queue_rig import (
+    DAY,
+    DispenserRig,
+    FakeCentral,
+    dispenser_config,
+    online_central,
+    rig_maker,
+    wait_leases,
+)
 
 from controller.roles.dispenser import format_number
 from drivers.scanner_sim import SimScanner
@@ -67,28 +75,22 @@ class CheckInCentral(FakeCentral):
 def central(broker):
     c = CheckInCentral(broker.port)
     c.appointments[CODE] = "B"
-    c.set_online(True)
-    c.publish_board()
-    yield c
-    c.close()
+    yield from online_central(c)
 
 
 @pytest.fixture
 def make(tmp_path, broker):
     """Start a dispenser with a simulated scanner; wait until it reads."""
-    rigs = []
 
-    def make(**dispenser):
+    def start(**dispenser):
         cfg = dispenser_config(tmp_path, broker.port, dispenser)
         cfg = cfg.model_copy(update={"drivers": cfg.drivers.model_copy(update={"scanner": "sim"})})
-        rig = DispenserRig(cfg)
-        rigs.append(rig)
-        assert wait_until(lambda: scanner(rig).started, 5)
-        return rig
+        return DispenserRig(cfg)
 
-    yield make
-    for rig in rigs:
-        rig.stop()
+    def reading(rig):
+        assert wait_until(lambda: scanner(rig).started, 5)
+
+    yield from rig_maker(start, DispenserRig.stop, reading)
 
 
 def scanner(rig: DispenserRig) -> SimScanner:

@@ -13,8 +13,8 @@ import pytest
 from queue_rig import (
     DAY,
     DispenserRig,
-    FakeCentral,
     dispenser_config,
+    rig_maker,
     wait_leases,
 )
 
@@ -33,27 +33,13 @@ BOTH_TODAY = {("A", DAY): 10, ("B", DAY): 10}
 
 
 @pytest.fixture
-def central(broker):
-    c = FakeCentral(broker.port)
-    c.set_online(True)
-    c.publish_board()
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def make(tmp_path, broker):
     """Start a dispenser (same data_dir every time: a second one is a restart)."""
-    rigs = []
 
-    def make(**dispenser):
-        rig = DispenserRig(dispenser_config(tmp_path, broker.port, dispenser))
-        rigs.append(rig)
-        return rig
+    def start(**dispenser):
+        return DispenserRig(dispenser_config(tmp_path, broker.port, dispenser))
 
-    yield make
-    for rig in rigs:
-        rig.stop()
+    yield from rig_maker(start, DispenserRig.stop)
 
 
 def go_offline(central, rig):

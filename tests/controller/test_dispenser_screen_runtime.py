@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pygame
 import pytest
-from queue_rig import DAY, SERVICES, WAIT, FakeCentral, dispenser_config
+from queue_rig import DAY, SERVICES, WAIT, dispenser_config, rig_maker
 
 from controller.clock import SimClock
 from controller.commands import IdentifyArgs
@@ -100,26 +100,11 @@ class ScreenRig:
 
 
 @pytest.fixture
-def central(broker):
-    c = FakeCentral(broker.port)
-    c.set_online(True)
-    c.publish_board()
-    yield c
-    c.close()
-
-
-@pytest.fixture
 def make(tmp_path, broker):
-    rigs = []
+    def start(**dispenser):
+        return ScreenRig(dispenser_config(tmp_path, broker.port, {**TOUCH, **dispenser}))
 
-    def make(**dispenser):
-        rig = ScreenRig(dispenser_config(tmp_path, broker.port, {**TOUCH, **dispenser}))
-        rigs.append(rig)
-        return rig
-
-    yield make
-    for rig in rigs:
-        rig.close()
+    yield from rig_maker(start, ScreenRig.close)
 
 
 # ------------------------------------------------------------------- touches

@@ -1,14 +1,14 @@
 """A test instrument: walks ESC/POS bytes back into what the printer would put on paper.
 
 :func:`decode` reads the byte stream the way an Epson-compatible printer does and returns
-a :class:`Decoded` list of elements: text runs with the style they print in (bold,
-underline, alignment, character size from ``ESC !`` and ``GS !``, font, inversion), line
-feeds, native QR codes (``GS ( k``: model, module size, error correction and the stored
-payload, reported when the print function comes), raster images (``GS v 0`` and
-``GS ( L`` graphics, with their size and bits, and :meth:`RasterImage.qr_modules` to read
-a software QR code back into its module matrix), column images (``ESC *``), barcodes
-(``GS k`` with the ``GS h/w/H/f`` settings), paper feeds, the cut (``GS V``) and real-time
-status queries (``DLE EOT``).
+a :class:`Decoded` list of elements (they are defined in escpos_elements.py and importable
+from here): text runs with the style they print in (bold, underline, alignment, character
+size from ``ESC !`` and ``GS !``, font, inversion), line feeds, native QR codes
+(``GS ( k``: model, module size, error correction and the stored payload, reported when
+the print function comes), raster images (``GS v 0`` and ``GS ( L`` graphics, with their
+size and bits, and :meth:`RasterImage.qr_modules` to read a software QR code back into
+its module matrix), column images (``ESC *``), barcodes (``GS k`` with the ``GS h/w/H/f``
+settings), paper feeds, the cut (``GS V``) and real-time status queries (``DLE EOT``).
 
 Text is decoded with the code page selected by ``ESC t n``, looked up in the printer
 profile's table from python-escpos's capabilities; bytes above 0x7F go through Python's
@@ -22,8 +22,49 @@ It is strict: an unknown command, a truncated one or a stray control byte raises
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
+
+from escpos_elements import (
+    Barcode,
+    CodePage,
+    Command,
+    Cut,
+    Decoded,
+    DecodeError,
+    Feed,
+    Init,
+    Line,
+    LineFeed,
+    QrCode,
+    RasterImage,
+    StatusQuery,
+    Style,
+    Text,
+)
+
+__all__ = [
+    "ALIGNS",
+    "BARCODES",
+    "QR_EC",
+    "QR_MODELS",
+    "Barcode",
+    "CodePage",
+    "Command",
+    "Cut",
+    "DecodeError",
+    "Decoded",
+    "Feed",
+    "Init",
+    "Line",
+    "LineFeed",
+    "QrCode",
+    "RasterImage",
+    "StatusQuery",
+    "Style",
+    "Text",
+    "decode",
+]
 
 ESC, GS, DLE, FS = 0x1B, 0x1D, 0x10, 0x1C
 LF, CR, HT, NUL = 0x0A, 0x0D, 0x09, 0x00
@@ -75,238 +116,6 @@ _GS_PLAIN = {
     ord("$"): 2,  # vertical position in page mode
     ord("\\"): 2,  # relative vertical position in page mode
 }
-
-
-class DecodeError(ValueError):
-    """The bytes are not ESC/POS this decoder understands (offset in the message)."""
-
-
-@dataclass(frozen=True)
-class Style:
-    bold: bool = False
-    underline: int = 0
-    align: str = "left"
-    #: Character size multipliers (ESC ! double width/height, GS ! 1 to 8).
-    width: int = 1
-    height: int = 1
-    font: int = 0
-    invert: bool = False
-    flip: bool = False
-    smooth: bool = False
-    double_strike: bool = False
-
-
-@dataclass(frozen=True)
-class Text:
-    """Characters printed in one style (never contains a line feed)."""
-
-    text: str
-    style: Style
-
-
-@dataclass(frozen=True)
-class LineFeed:
-    pass
-
-
-@dataclass(frozen=True)
-class Init:
-    """``ESC @``: the printer is reset."""
-
-
-@dataclass(frozen=True)
-class CodePage:
-    number: int
-    encoding: str
-
-
-@dataclass(frozen=True)
-class Feed:
-    """``ESC d n`` (lines) or ``ESC J n`` (dots): prints the line and feeds."""
-
-    lines: int = 0
-    dots: int = 0
-
-
-@dataclass(frozen=True)
-class Cut:
-    partial: bool
-    #: Extra feed (in motion units) before the cut, for ``GS V 65/66 n``.
-    feed: int = 0
-
-
-@dataclass(frozen=True)
-class QrCode:
-    payload: bytes
-    model: str
-    module_size: int
-    ec: str
-    align: str
-
-    @property
-    def text(self) -> str:
-        return self.payload.decode("utf-8")
-
-
-@dataclass(frozen=True)
-class RasterImage:
-    """A bit image: ``width`` x ``height`` dots, rows of ``ceil(width / 8)`` bytes, MSB
-    first, a set bit is black."""
-
-    width: int
-    height: int
-    data: bytes
-    command: str  # "GS v 0", "GS ( L", "ESC *"
-    align: str
-    density: int = 0
-
-    @property
-    def row_bytes(self) -> int:
-        return (self.width + 7) // 8
-
-    def black(self, x: int, y: int) -> bool:
-        byte = self.data[y * self.row_bytes + x // 8]
-        return bool(byte >> (7 - x % 8) & 1)
-
-    def bbox(self) -> tuple[int, int, int, int] | None:
-        """(left, top, right, bottom) of the black dots, right/bottom exclusive."""
-        xs, ys = [], []
-        for y in range(self.height):
-            row = self.data[y * self.row_bytes : (y + 1) * self.row_bytes]
-            if not any(row):
-                continue
-            ys.append(y)
-            xs.extend(x for x in range(self.width) if self.black(x, y))
-        if not xs:
-            return None
-        return min(xs), min(ys), max(xs) + 1, max(ys) + 1
-
-    def qr_modules(self) -> list[list[bool]]:
-        """The module matrix of the QR code drawn in this image (no quiet zone).
-
-        The module size is found from the top-left finder pattern (7 modules wide), and
-        each module is read at its centre."""
-        box = self.bbox()
-        if box is None:
-            raise DecodeError("the image is blank: no QR code")
-        left, top, right, bottom = box
-        run = 0
-        while left + run < right and self.black(left + run, top):
-            run += 1
-        if run % 7:
-            raise DecodeError(f"no QR finder pattern at ({left}, {top}): run of {run} dots")
-        size = run // 7
-        count = (right - left) // size
-        if (right - left) % size or (bottom - top) != (right - left):
-            raise DecodeError("the black area is not a square of whole modules")
-        return [
-            [
-                self.black(left + c * size + size // 2, top + r * size + size // 2)
-                for c in range(count)
-            ]
-            for r in range(count)
-        ]
-
-
-@dataclass(frozen=True)
-class Barcode:
-    system: str
-    data: bytes
-    height: int
-    module_width: int
-    hri: int
-    align: str
-
-
-@dataclass(frozen=True)
-class StatusQuery:
-    """``DLE EOT n`` (real-time status request)."""
-
-    n: int
-
-
-@dataclass(frozen=True)
-class Command:
-    """Any other recognised command, by name, with its argument bytes."""
-
-    name: str
-    args: bytes = b""
-
-
-@dataclass(frozen=True)
-class Line:
-    """One printed line of text runs (what ends with a line feed, a feed or a cut)."""
-
-    runs: tuple[Text, ...]
-
-    @property
-    def text(self) -> str:
-        return "".join(r.text for r in self.runs)
-
-    @property
-    def style(self) -> Style:
-        return self.runs[0].style if self.runs else Style()
-
-
-@dataclass
-class Decoded:
-    elements: list[Any] = field(default_factory=list)
-
-    def of(self, kind: type) -> list[Any]:
-        return [e for e in self.elements if isinstance(e, kind)]
-
-    @property
-    def lines(self) -> list[Line]:
-        """Every text line, empty ones included, in print order."""
-        lines: list[Line] = []
-        runs: list[Text] = []
-        for e in self.elements:
-            if isinstance(e, Text):
-                runs.append(e)
-            elif isinstance(e, LineFeed | Feed | Cut) or (
-                isinstance(e, QrCode | RasterImage | Barcode) and runs
-            ):
-                if runs or isinstance(e, LineFeed):
-                    lines.append(Line(tuple(runs)))
-                runs = []
-        if runs:
-            lines.append(Line(tuple(runs)))
-        return lines
-
-    @property
-    def text_lines(self) -> list[str]:
-        return [line.text for line in self.lines if line.text.strip()]
-
-    @property
-    def text(self) -> str:
-        return "\n".join(line.text for line in self.lines)
-
-    def line_with(self, part: str) -> Line:
-        """The first line containing ``part``; AssertionError listing the lines if none."""
-        for line in self.lines:
-            if part in line.text:
-                return line
-        raise AssertionError(f"no line contains {part!r}; lines: {self.text_lines}")
-
-    @property
-    def qr_codes(self) -> list[QrCode]:
-        return self.of(QrCode)
-
-    @property
-    def images(self) -> list[RasterImage]:
-        return self.of(RasterImage)
-
-    @property
-    def barcodes(self) -> list[Barcode]:
-        return self.of(Barcode)
-
-    @property
-    def cuts(self) -> list[Cut]:
-        return self.of(Cut)
-
-    @property
-    def ends_with_cut(self) -> bool:
-        return bool(self.elements) and isinstance(self.elements[-1], Cut)
 
 
 # --------------------------------------------------------------------- code pages

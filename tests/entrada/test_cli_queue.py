@@ -4,24 +4,24 @@ queue desk, store) through a real Mosquitto, plus the ``--at`` parser on its own
 from __future__ import annotations
 
 import json
+import runpy
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 import tomli_w
 
-from central.queue.ops import IssueTicket, TicketPrinted
 from central.service import CentralService, load_central_config
 from entrada.broker import PrivateBroker
 from entrada.cli_queue import main, slot_time
 
-#: 2026-03-10 09:00 Europe/Warsaw, a Tuesday.
-T0 = datetime(2026, 3, 10, 8, 0, tzinfo=UTC).timestamp()
-WARSAW = ZoneInfo("Europe/Warsaw")
+#: tests/central/queue_desk_rig.py, shared with the API's tests (tests/central is not on
+#: sys.path when only this folder runs).
+_rig = runpy.run_path(str(Path(__file__).parents[1] / "central" / "queue_desk_rig.py"))
+T0, WARSAW, QUEUE, issue = _rig["T0"], _rig["WARSAW"], _rig["QUEUE"], _rig["issue"]
 
 
 def write_config(path: Path, data_dir: Path, port: int) -> Path:
@@ -31,17 +31,7 @@ def write_config(path: Path, data_dir: Path, port: int) -> Path:
         "central": {"site": site, "data_dir": str(data_dir), "client_id": "central"},
         "mqtt": {"host": "127.0.0.1", "port": port, "keepalive": 5},
         "ingest": {"batch_window": 0.01},
-        "queue": {
-            "timezone": "Europe/Warsaw",
-            "services": [
-                {"id": "reg", "name": "Registration", "prefix": "A"},
-                {"id": "pay", "name": "Payments", "prefix": "B", "last": 99},
-            ],
-            "counters": [
-                {"id": "c1", "name": "Counter 1", "services": {"reg": 1.0, "pay": 1.0}},
-                {"id": "c2", "name": "Counter 2", "services": {"pay": 1.0}},
-            ],
-        },
+        "queue": QUEUE,
     }
     path.write_bytes(tomli_w.dumps(doc).encode())
     return path
@@ -67,25 +57,6 @@ def central(config: Path) -> Iterator[CentralService]:
     assert svc.wait_ready(10)
     yield svc
     svc.stop()
-
-
-def issue(service: CentralService, svc: str, count: int = 1) -> list[str]:
-    """Tickets issued and printed, as a dispenser would (on central's owner thread)."""
-
-    def run() -> list[str]:
-        desk = service.desk
-        assert desk is not None
-        ids = []
-        for _ in range(count):
-            issued = desk.apply(
-                IssueTicket(op_id=uuid.uuid4().hex, service=svc, dispenser="d1", issued_at=T0), T0
-            )
-            assert issued.ticket is not None
-            desk.apply(TicketPrinted(op_id=uuid.uuid4().hex, ticket_id=issued.ticket.id), T0)
-            ids.append(issued.ticket.id)
-        return ids
-
-    return service.on_owner(run)
 
 
 @pytest.fixture

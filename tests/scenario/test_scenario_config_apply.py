@@ -18,7 +18,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
-import tomli_w
+from config_rig import SITE, on_broker, supervised, write_gate_config
 from paho.mqtt.enums import CallbackAPIVersion
 
 from central.devconfig import DesiredConfigs
@@ -33,7 +33,6 @@ from entrada.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.scenario
 
-SITE = "t"
 TOPICS = protocol.Topics(SITE)
 TIMEOUT = 15.0
 MISSING_PORT = "/dev/entrada-no-such-reader"
@@ -127,54 +126,16 @@ class Rig:
         self.tech = cli_tech.TechLink(MqttSection(host=broker.host, port=broker.port), "tech")
         self.tech.open()
 
-    def device_file(self, port: int | None = None) -> Path:
-        path = self.tmp_path / "device.toml"
-        doc = {
-            "device": {
-                "id": "gate-1",
-                "site": SITE,
-                "role": "gate",
-                "data_dir": str(self.tmp_path / "gate"),
-                "run_dir": str(self.tmp_path / "run"),
-                "config_key": str(self.public_key),
-            },
-            "mqtt": {
-                "port": port or self.broker.port,
-                "password": "hunter2-mqtt-secret",
-                "reconnect_min": 0.05,
-                "reconnect_max": 0.5,
-            },
-            "gate": {"relay_pulse": 0.2},
-            "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim"},
-        }
-        path.write_text(tomli_w.dumps(doc))
-        return path
-
     @contextmanager
     def device(
         self, self_check_seconds: float = 0.5, port: int | None = None
     ) -> Iterator[Supervisor]:
-        sup = Supervisor(
-            self.device_file(port), logs=self.ring.tail, self_check_seconds=self_check_seconds
+        config = write_gate_config(
+            self.tmp_path, port or self.broker.port, "hunter2-mqtt-secret", self.public_key
         )
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                sup.run()
-            except BaseException as err:  # reported by the test thread
-                errors.append(err)
-
-        thread = threading.Thread(target=run, name="supervisor")
-        thread.start()
-        try:
-            assert self.online(sup), "the device did not come online"
+        sup = Supervisor(config, logs=self.ring.tail, self_check_seconds=self_check_seconds)
+        with supervised(sup, self.online, TIMEOUT):
             yield sup
-        finally:
-            sup.request_stop("test over")
-            thread.join(TIMEOUT)
-            assert not thread.is_alive()
-        assert errors == []
 
     def online(self, sup: Supervisor, generation: int | None = None) -> bool:
         """The current runtime's birth reached central (its subscriptions are in place)."""
@@ -222,12 +183,8 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Iterator[Rig]:
-    with PrivateBroker(tmp_path) as broker:
-        r = Rig(tmp_path, broker)
-        try:
-            yield r
-        finally:
-            r.close()
+    with on_broker(tmp_path, Rig) as r:
+        yield r
 
 
 def relay(sup: Supervisor) -> Any:

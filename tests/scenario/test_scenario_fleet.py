@@ -10,7 +10,6 @@ the gate's password nor central's ever reaches a log line or the technician's sc
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 import pytest
 import tomli_w
+from config_rig import SITE, on_broker, supervised, write_gate_config
 
 from central.devconfig import ConfigState, DesiredConfigs, config_states
 from central.service import CentralService, db_path, load_central_config
@@ -29,7 +29,6 @@ from entrada.site import wait_until
 
 pytestmark = pytest.mark.scenario
 
-SITE = "t"
 TIMEOUT = 20.0
 GATE_SECRET = "hunter2-gate-mqtt-secret"
 CENTRAL_SECRET = "hunter2-central-mqtt-secret"
@@ -69,50 +68,16 @@ class Fleet:
         assert self.central.wait_ready(TIMEOUT)
         self.db = db_path(self.central.cfg)
 
-    def device_file(self) -> Path:
-        path = self.tmp_path / "device.toml"
-        doc = {
-            "device": {
-                "id": "gate-1",
-                "site": SITE,
-                "role": "gate",
-                "data_dir": str(self.tmp_path / "gate"),
-                "run_dir": str(self.tmp_path / "run"),
-                "config_key": str(self.public_key),
-            },
-            "mqtt": {
-                "port": self.broker.port,
-                "password": GATE_SECRET,
-                "reconnect_min": 0.05,
-                "reconnect_max": 0.5,
-            },
-            "gate": {"relay_pulse": 0.2},
-            "drivers": {"rfid": "sim", "relay": "sim", "indicator": "sim"},
-        }
-        path.write_text(tomli_w.dumps(doc))
-        return path
-
     @contextmanager
     def gate(self) -> Iterator[Supervisor]:
-        sup = Supervisor(self.device_file(), self_check_seconds=0.5)
-        errors: list[BaseException] = []
-
-        def run() -> None:
-            try:
-                sup.run()
-            except BaseException as err:  # reported by the test thread
-                errors.append(err)
-
-        thread = threading.Thread(target=run, name="supervisor")
-        thread.start()
-        try:
-            assert wait_until(lambda: sup.runtime is not None and sup.runtime.online, TIMEOUT)
+        config = write_gate_config(self.tmp_path, self.broker.port, GATE_SECRET, self.public_key)
+        sup = Supervisor(config, self_check_seconds=0.5)
+        with supervised(sup, self.online, TIMEOUT):
             yield sup
-        finally:
-            sup.request_stop("test over")
-            thread.join(TIMEOUT)
-            assert not thread.is_alive()
-        assert errors == []
+
+    def online(self, sup: Supervisor) -> bool:
+        """The gate's current runtime is connected."""
+        return wait_until(lambda: sup.runtime is not None and sup.runtime.online, TIMEOUT)
 
     def state(self) -> ConfigState | None:
         return {s.device: s for s in config_states(self.db)}.get("gate-1")
@@ -139,12 +104,8 @@ class Fleet:
 
 @pytest.fixture
 def fleet(tmp_path: Path) -> Iterator[Fleet]:
-    with PrivateBroker(tmp_path) as broker:
-        f = Fleet(tmp_path, broker)
-        try:
-            yield f
-        finally:
-            f.close()
+    with on_broker(tmp_path, Fleet) as f:
+        yield f
 
 
 def tech(capsys: Any, main: Any, *argv: str) -> tuple[int, str, str]:

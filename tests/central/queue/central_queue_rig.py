@@ -110,6 +110,14 @@ class Rig:
         return called.ticket.id
 
 
+def call_one(r: Rig, counter: str = "c1") -> str:
+    """Sign ``counter`` in, walk a customer in and call them there; the ticket's id."""
+    r.open(counter)
+    tid = r.walk_in()
+    assert r(CallNext, counter=counter).ok
+    return tid
+
+
 def state_of(engine: QueueEngine) -> dict[tuple[str, str], Any]:
     return {(e.KIND, e.key): e for e in engine.entities()}
 
