@@ -77,7 +77,11 @@ def _base(tmp_path: Path, port: int, device_id: str, role: str) -> dict[str, Any
 
 
 def dispenser_config(
-    tmp_path: Path, port: int, dispenser: dict[str, Any] | None = None, device_id: str = "disp-1"
+    tmp_path: Path,
+    port: int,
+    dispenser: dict[str, Any] | None = None,
+    device_id: str = "disp-1",
+    drivers: dict[str, Any] | None = None,
 ) -> DeviceConfig:
     """A dispenser on a simulated printer: b1 issues A, b2 issues B (priority)."""
     doc = _base(tmp_path, port, device_id, "dispenser")
@@ -93,7 +97,7 @@ def dispenser_config(
         "lease_ahead": 3600.0,
         **(dispenser or {}),
     }
-    doc["drivers"] = {"printer": "sim"}
+    doc["drivers"] = {"printer": "sim", **(drivers or {})}
     return DeviceConfig.model_validate(doc)
 
 
